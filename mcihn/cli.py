@@ -1,0 +1,162 @@
+"""Command line: ``python -m mcihn {train, evaluate, bench, make-synthetic}``.
+
+    python -m mcihn train --out runs/demo                     # embedded SYNTHETIC MOSI-shaped data, tiny preset
+    python -m mcihn train --data MOSI/unaligned_50.pkl --out runs/mosi   # the real thing (paper preset)
+    python -m mcihn evaluate --checkpoint runs/mosi/seed_1111/best.pt --data MOSI/unaligned_50.pkl
+    python -m mcihn bench --preset paper
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import MCIHNConfig, parse_modalities
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train MCIHN over several seeds and write DIR/results.json")
+    p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or one made by "
+                                   "'mcihn extract'); without it, an embedded SYNTHETIC dataset is used")
+    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
+    p.add_argument("--modalities", default="tav", help="non-empty subset of t (text), a (audio), v (vision)")
+    p.add_argument("--no-aae", action="store_true", help="ablation MCIHN-1: no adversarial autoencoders")
+    p.add_argument("--no-cgmm", action="store_true", help="ablation MCIHN-2: no cross-modal gate, no MMD")
+    p.add_argument("--preset", choices=["paper", "tiny"],
+                   help="model sizes (default: paper with --data, tiny on the synthetic default)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    p.add_argument("--mmd-weight", type=float, help="lambda in L = L_Mul + lambda L_Adp")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def cmd_train(a) -> int:
+    from .metrics import format_table
+    from .runner import DEFAULT_SEEDS, run_experiment
+
+    if a.data:
+        from .data import load_mmsa
+        data = load_mmsa(a.data, dataset=a.dataset)
+        preset = a.preset or "paper"
+    else:
+        from .synthetic import synthetic_data
+        data = synthetic_data(kind=a.dataset or "mosi", seed=0)
+        preset = a.preset or "tiny"
+    print(f"data: {data.source}  [{data.dataset}; " + ", ".join(
+        f"{s} {len(data[s])}" for s in data.splits) + "; " + ", ".join(
+        f"{m} {T}x{D}" for m, (T, D) in data.dims.items()) + "]")
+    if data.synthetic:
+        print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/synthetic.py), not CMU-MOSI or CH-SIMS. "
+              "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
+    overrides = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, mmd_weight=a.mmd_weight, lr=a.lr,
+                                        batch_size=a.batch_size).items() if v is not None}
+    cfg = MCIHNConfig.from_preset(preset, modalities=parse_modalities(a.modalities), use_aae=not a.no_aae,
+                                  use_cgmm=not a.no_cgmm, **overrides)
+    out = Path(a.out)
+    if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
+        print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
+              file=sys.stderr)
+        return 2
+    print(f"model: {cfg.variant}, preset {cfg.preset} (L={cfg.latent_len}, d={cfg.latent_dim}, heads={cfg.heads}), "
+          f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
+    seeds = a.seeds or list(DEFAULT_SEEDS)
+    res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=a.device, amp=a.amp, resume=a.resume,
+                         progress=not a.quiet)
+    rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
+    rows[f"{cfg.variant} mean"] = res["mean"]
+    print(f"\nTest metrics ({data.dataset}{', SYNTHETIC data' if data.synthetic else ''}; "
+          "epochs chosen on validation):")
+    print(format_table(rows, data.dataset, std={f"{cfg.variant} mean": res["std"]}))
+    print(f"\nwrote {out / 'results.json'}")
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .metrics import format_table
+    from .runner import evaluate_checkpoint
+    from .utils import atomic_write_json
+
+    metrics = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, dataset=a.dataset, device=a.device)
+    print(format_table({f"{Path(a.checkpoint).name} on {a.split}": metrics}, a.dataset or _dataset_of(metrics)))
+    out = Path(a.out) if a.out else Path(a.checkpoint).with_name(f"eval_{Path(a.data).stem}_{a.split}.json")
+    atomic_write_json(out, {"checkpoint": str(a.checkpoint), "data": str(a.data), "split": a.split,
+                            "metrics": metrics})
+    print(f"wrote {out}")
+    return 0
+
+
+def _dataset_of(metrics: dict) -> str:
+    return "sims" if "Mult_acc_3" in metrics else "mosi"
+
+
+def cmd_bench(a) -> int:
+    from .bench import run_bench
+
+    res = run_bench(preset=a.preset, device=a.device, batch_size=a.batch_size, steps=a.steps,
+                    amp=a.amp, threads=a.threads)
+    if a.out:
+        from .utils import atomic_write_json
+        atomic_write_json(a.out, res)
+    return 0
+
+
+def cmd_make_synthetic(a) -> int:
+    from .synthetic import PAPER_DIMS, write_synthetic
+
+    path = write_synthetic(a.out, kind=a.kind, seed=a.seed, dims=PAPER_DIMS if a.paper_dims else None,
+                           noise=a.noise)
+    print(f"wrote SYNTHETIC {a.kind.upper()}-shaped data to {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m mcihn", description="MCIHN multimodal sentiment analysis")
+    sub = ap.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    p = sub.add_parser("evaluate", help="metrics of a saved checkpoint on one split of a pickle")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--dataset", choices=["mosi", "sims"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", help="metrics JSON (default: next to the checkpoint)")
+    p = sub.add_parser("bench", help="training throughput, peak memory and model-FLOP utilisation")
+    p.add_argument("--preset", default="paper", choices=["paper", "tiny"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--steps", type=int, default=10, help="timed training steps (after warm-up)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--amp", action="store_true")
+    p.add_argument("--out", help="also write the figures as JSON")
+    p = sub.add_parser("make-synthetic", help="write the synthetic dataset as an MMSA-format pickle")
+    p.add_argument("--out", required=True)
+    p.add_argument("--kind", default="mosi", choices=["mosi", "sims"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=1.5)
+    p.add_argument("--paper-dims", action="store_true", help="the paper's sizes: text 36x768, audio 128x512, vision 10x512")
+    return ap
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "make-synthetic": cmd_make_synthetic}
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    from .data import DataFormatError
+    try:
+        return COMMANDS[a.command](a)
+    except (DataFormatError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""One configuration object for MCIHN, with a ``paper`` preset and a ``tiny`` preset.
+
+Only the *model and training* sizes live here. The input sizes (sequence length
+T_m and feature width D_m of each modality) always come from the data and are
+passed to :class:`mcihn.model.MCIHN` separately, so that the same config trains
+on CLIP/BERT/wav2vec2 features (10x512, 36x768, 128x512), on MMSA's MOSI pickles
+(50x768, 375x5, 500x20) or on the synthetic data without edits.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+#: Modality names in a fixed order; the short letters are used on the command line.
+MODALITIES = ("text", "audio", "vision")
+LETTER_TO_MODALITY = {"t": "text", "a": "audio", "v": "vision"}
+MODALITY_TO_LETTER = {v: k for k, v in LETTER_TO_MODALITY.items()}
+
+
+def parse_modalities(spec: str | list | tuple) -> tuple[str, ...]:
+    """``"tav"`` / ``"vt"`` / ``["text", "audio"]`` -> ordered tuple of modality names.
+
+    Raises ``ValueError`` for an empty set, an unknown letter or a repeated one.
+    """
+    if isinstance(spec, str):
+        if not spec:
+            raise ValueError("modalities: need a non-empty subset of 't', 'a', 'v'")
+        unknown = [c for c in spec if c not in LETTER_TO_MODALITY]
+        if unknown:
+            raise ValueError(f"modalities: unknown letter(s) {unknown!r} in {spec!r}; use t (text), a (audio), v (vision)")
+        names = [LETTER_TO_MODALITY[c] for c in spec]
+    else:
+        names = list(spec)
+        bad = [n for n in names if n not in MODALITIES]
+        if bad or not names:
+            raise ValueError(f"modalities: {names!r} is not a non-empty subset of {MODALITIES}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"modalities: repeated modality in {spec!r}")
+    return tuple(m for m in MODALITIES if m in names)
+
+
+@dataclass
+class MCIHNConfig:
+    """Every size and switch of the model and of Algorithm 1.
+
+    Model (Sec. 3.3-3.5)
+        latent_len (L), latent_dim (d): size of every latent code S^m, (B, L, d).
+        heads (h): heads of the fusion attention, Eq. 15. d must divide by h.
+        dropout: on attention weights and before the regression head (paper: 0.5).
+        enc_kernel: width of the temporal convolution inside each encoder.
+        disc_hidden: hidden width of the AAE discriminators.
+        mmd_multipliers: Gaussian bandwidths of the multi-kernel MMD, as multiples
+            of the median pairwise squared distance (Eq. 12-14).
+        mmd_samples: ``"pooled"`` (one sample per utterance: S averaged over L) or
+            ``"tokens"`` (each of the B*L latent vectors is a sample).
+        mmd_weight (lambda): L = L_Mul + lambda * L_Adp (Eq. 19 with a weight).
+    Ablations (Table 3)
+        modalities: any non-empty subset of text/audio/vision.
+        use_aae: False = MCIHN-1 (no decoder, no discriminator, no AE/GAN phases).
+        use_cgmm: False = MCIHN-2 (pair features are plain means, no MMD term).
+    Training (Algorithm 1, Sec. 4.3)
+        lr, batch_size, epochs (max), patience (early stopping on validation MAE),
+        adv_weight scales the generator loss, grad_clip (None = off).
+    """
+
+    latent_len: int = 32
+    latent_dim: int = 256
+    heads: int = 8
+    dropout: float = 0.5
+    enc_kernel: int = 3
+    disc_hidden: int = 256
+    mmd_multipliers: tuple = (0.25, 0.5, 1.0, 2.0, 4.0)
+    mmd_samples: str = "pooled"
+    mmd_weight: float = 0.1
+    modalities: tuple = MODALITIES
+    use_aae: bool = True
+    use_cgmm: bool = True
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 40
+    patience: int = 8
+    adv_weight: float = 1.0
+    grad_clip: float | None = 5.0
+    preset: str = "paper"
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.modalities = parse_modalities(self.modalities)
+        self.mmd_multipliers = tuple(float(x) for x in self.mmd_multipliers)
+        if self.latent_dim % self.heads:
+            raise ValueError(f"latent_dim={self.latent_dim} must be divisible by heads={self.heads}")
+        if self.mmd_samples not in ("pooled", "tokens"):
+            raise ValueError(f"mmd_samples must be 'pooled' or 'tokens', not {self.mmd_samples!r}")
+        for name in ("latent_len", "latent_dim", "heads", "batch_size", "epochs", "enc_kernel", "disc_hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    # ---- presets -------------------------------------------------------
+    @classmethod
+    def paper(cls, **overrides) -> "MCIHNConfig":
+        """Sec. 4.3: L=32, d=256, dropout 0.5, Adam lr 1e-3, batch 32. Heads: the
+        paper does not say; 8 heads of 32 dims is the common choice at d=256."""
+        return cls(**{"preset": "paper", **overrides})
+
+    @classmethod
+    def tiny(cls, **overrides) -> "MCIHNConfig":
+        """Small and fast, for tests, CI and the synthetic quick runs."""
+        base = dict(latent_len=8, latent_dim=32, heads=4, dropout=0.0, disc_hidden=32,
+                    epochs=30, patience=6, preset="tiny")
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "MCIHNConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+        return PRESETS[name](**overrides)
+
+    # ---- (de)serialisation: plain types only, so checkpoints load with weights_only=True
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["modalities"] = list(self.modalities)
+        d["mmd_multipliers"] = list(self.mmd_multipliers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MCIHNConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @property
+    def variant(self) -> str:
+        """Name of the Table 3 row this config is: MCIHN, MCIHN-1, MCIHN-2, -VT, -VA, -TA, ..."""
+        if len(self.modalities) == 3 and self.use_aae != self.use_cgmm:
+            return "MCIHN-1" if not self.use_aae else "MCIHN-2"
+        letters = "".join(MODALITY_TO_LETTER[m] for m in ("vision", "text", "audio") if m in self.modalities)
+        name = "MCIHN" if len(self.modalities) == 3 else f"-{letters.upper()}"
+        off = [part for part, on in (("AAE", self.use_aae), ("CGMM", self.use_cgmm)) if not on]
+        return name + (f" (no {', no '.join(off)})" if off else "")
+
+
+PRESETS = {"paper": MCIHNConfig.paper, "tiny": MCIHNConfig.tiny}

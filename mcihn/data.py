@@ -1,0 +1,371 @@
+"""Loading, checking and normalising MMSA-format data (CMU-MOSI, CH-SIMS).
+
+MMSA distributes each dataset as one pickle::
+
+    {"train" | "valid" | "test": {
+        "id":                (N,) str
+        "raw_text":          (N,) str                       optional
+        "text":              (N, T_t, D_t) float            e.g. MOSI 50 x 768 (BERT)
+        "text_bert":         (N, 3, T_t)  ids/mask/segment  optional; mask row gives text lengths
+        "audio":             (N, T_a, D_a) float            e.g. MOSI 375 x 5, may hold -inf padding
+        "vision":            (N, T_v, D_v) float            e.g. MOSI 500 x 20
+        "audio_lengths", "vision_lengths": (N,) int         optional (aligned pickles: full length)
+        "regression_labels": (N,) float                     MOSI in [-3, 3], SIMS in [-1, 1]
+        "regression_labels_T/_A/_V": (N,) float             SIMS only: unimodal labels
+    }, "meta": {...} optional}
+
+:func:`load_mmsa` opens such a file with a *restricted* unpickler (a pickle can
+run any code on load; this one can only build numpy arrays and plain values),
+checks every field and returns a :class:`MultimodalData`. Every problem raises
+:class:`DataFormatError` naming file, split, field and the first bad sample.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .config import MODALITIES, parse_modalities
+
+LABEL_RANGE = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
+SPLITS = ("train", "valid", "test")
+LABEL_TOL = 1e-6
+STD_FLOOR = 1e-6
+_UNIMODAL = ("T", "A", "V")
+
+
+class DataFormatError(ValueError):
+    """The data file is not a valid MMSA pickle; the message says where and why."""
+
+
+class UnsafePickleError(DataFormatError):
+    """The pickle asked for a global (function or class) outside the allow-list."""
+
+
+# ----------------------------------------------------------------------------- safe unpickling
+_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
+# (module, name) pairs in numpy-2 spelling; numpy.core.* is mapped onto numpy._core.*.
+_ALLOWED = {
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),  # arrays, numpy scalars
+    ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),  # protocol-5 arrays, protocol-2 bytes
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "bytearray"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """``find_class`` is the only way a pickle reaches code; admit numpy data types only."""
+
+    def __init__(self, file, path: str):
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        canon = "builtins" if module == "__builtin__" else module
+        if canon == "numpy.core" or canon.startswith("numpy.core."):
+            canon = "numpy._core" + canon[len("numpy.core"):]
+        if (canon, name) in _ALLOWED:
+            target = canon
+            if not _NUMPY2 and canon.startswith("numpy._core"):
+                target = "numpy.core" + canon[len("numpy._core"):]  # numpy 1.x spelling
+            return super().find_class(target, name)
+        if canon == "numpy.dtypes" and name.endswith("DType"):
+            cls = getattr(getattr(np, "dtypes", None), name, None)
+            if isinstance(cls, type) and issubclass(cls, np.dtype):
+                return cls
+        raise UnsafePickleError(
+            f"{self.path}: refused to load global '{module}.{name}': only numpy arrays, "
+            f"scalars, dtypes and plain Python values may appear in a data pickle")
+
+
+def safe_load_pickle(path) -> object:
+    """Unpickle ``path`` allowing only numpy arrays/scalars/dtypes and plain values.
+
+    Raises :class:`UnsafePickleError` for any other global (``os.system``,
+    ``builtins.eval``, ``torch.*``, ...) and :class:`DataFormatError` for a
+    truncated or corrupt file. A missing file raises ``FileNotFoundError``.
+    """
+    path = str(path)
+    with open(path, "rb") as f:
+        try:
+            return _RestrictedUnpickler(f, path).load()
+        except DataFormatError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
+                KeyError, AttributeError, ImportError, UnicodeDecodeError, OverflowError) as e:
+            raise DataFormatError(f"{path}: not a readable pickle (truncated or corrupt?): "
+                                  f"{type(e).__name__}: {e}") from e
+
+
+# ----------------------------------------------------------------------------- containers
+@dataclass
+class SplitData:
+    """One split. N samples; modality m has T_m time steps of D_m features."""
+
+    name: str                                # "train" | "valid" | "test"
+    features: dict[str, np.ndarray]          # m -> (N, T_m, D_m) float32, padding = 0
+    lengths: dict[str, np.ndarray]           # m -> (N,) int64, 0 <= length <= T_m
+    labels: np.ndarray                       # (N,) float32
+    ids: list[str]
+    unimodal_labels: dict[str, np.ndarray] = field(default_factory=dict)  # "T"/"A"/"V" -> (N,)
+    raw_text: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def mask(self, modality: str) -> np.ndarray:
+        """(N, T_m) bool, True at real time steps (t < length)."""
+        T = self.features[modality].shape[1]
+        return np.arange(T)[None, :] < self.lengths[modality][:, None]
+
+    def to_tensors(self, modalities) -> dict[str, torch.Tensor]:
+        """``{"text": (N,T,D) float32, "text_mask": (N,T) bool, ..., "label": (N,) float32}``.
+
+        Feature tensors share memory with the numpy arrays (``torch.from_numpy``).
+        ``modalities`` is a tuple of names or a letter string such as ``"tav"``.
+        """
+        out = {}
+        for m in parse_modalities(modalities):
+            out[m] = torch.from_numpy(self.features[m])
+            out[f"{m}_mask"] = torch.from_numpy(self.mask(m))
+        out["label"] = torch.from_numpy(self.labels)
+        return out
+
+
+@dataclass
+class MultimodalData:
+    """The three splits of one dataset plus where they came from."""
+
+    splits: dict[str, SplitData]
+    dataset: str                 # "mosi" | "sims"
+    source: str                  # file path or e.g. "synthetic MOSI-shaped (seed 0)"
+    synthetic: bool = False
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def dims(self) -> dict[str, tuple[int, int]]:
+        """modality -> (T_m, D_m), read from the train split."""
+        return {m: tuple(int(s) for s in x.shape[1:]) for m, x in self.splits["train"].features.items()}
+
+    def __getitem__(self, split: str) -> SplitData:
+        if split not in self.splits:
+            raise KeyError(f"no split {split!r}; have {sorted(self.splits)}")
+        return self.splits[split]
+
+
+# ----------------------------------------------------------------------------- validation
+class _Ctx:
+    """Formats error messages: '<file>: split 's', field 'f', sample i (id 'x'): what'."""
+
+    def __init__(self, source: str, split: str):
+        self.source, self.split, self.ids = source, split, None
+
+    def error(self, fld: str, what: str, i: int | None = None) -> DataFormatError:
+        where = f"{self.source}: split '{self.split}', field '{fld}'"
+        if i is not None:
+            where += f", sample {i}" + (f" (id '{self.ids[i]}')" if self.ids is not None else "")
+        return DataFormatError(f"{where}: {what}")
+
+
+def _first(bad: np.ndarray) -> int | None:
+    """Index of the first True in a (N,) bool array, or None."""
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _numeric(ctx: _Ctx, fld: str, value, ndim: int, n: int | None) -> np.ndarray:
+    """asarray + checks of rank, numeric dtype and (when n is given) sample count."""
+    try:
+        x = np.asarray(value)
+    except (ValueError, TypeError) as e:  # e.g. ragged nested lists
+        raise ctx.error(fld, f"cannot be read as an array ({e})") from e
+    if x.ndim != ndim:
+        raise ctx.error(fld, f"expected a {ndim}-D array, got shape {x.shape}")
+    if x.dtype.kind not in "biuf":
+        raise ctx.error(fld, f"expected numbers, got dtype {x.dtype}")
+    if n is not None and x.shape[0] != n:
+        raise ctx.error(fld, f"has {x.shape[0]} samples but 'id' has {n}")
+    return x
+
+
+def _check_lengths(ctx: _Ctx, fld: str, x: np.ndarray, T: int) -> np.ndarray:
+    """(N,) numbers -> (N,) int64, refusing non-integers, negatives and lengths > T."""
+    x = x.astype(np.float64)
+    i = _first(~np.isfinite(x) | (x != np.round(x)))
+    if i is not None:
+        raise ctx.error(fld, f"non-integer length {x[i]}", i)
+    i = _first(x < 0)
+    if i is not None:
+        raise ctx.error(fld, f"negative length {int(x[i])}", i)
+    i = _first(x > T)
+    if i is not None:
+        raise ctx.error(fld, f"length {int(x[i])} > sequence length {T}", i)
+    return x.astype(np.int64)
+
+
+def _check_labels(ctx: _Ctx, fld: str, value, n: int, dataset: str) -> np.ndarray:
+    """(N,) finite labels inside LABEL_RANGE[dataset] (+- LABEL_TOL) -> float32."""
+    y = _numeric(ctx, fld, value, 1, n).astype(np.float32)
+    i = _first(~np.isfinite(y))
+    if i is not None:
+        raise ctx.error(fld, f"label is {y[i]}", i)
+    lo, hi = LABEL_RANGE[dataset]
+    i = _first((y < lo - LABEL_TOL) | (y > hi + LABEL_TOL))
+    if i is not None:
+        raise ctx.error(fld, f"label {y[i]:g} outside [{lo:g}, {hi:g}] for dataset '{dataset}'", i)
+    return y
+
+
+def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> SplitData:
+    ctx = _Ctx(source, split)
+    if not isinstance(raw, dict):
+        raise ctx.error("<split>", f"expected a dict, got {type(raw).__name__}")
+    for key in ("id", *MODALITIES, "regression_labels"):
+        if key not in raw:
+            raise ctx.error(key, f"missing required key (split has {sorted(map(str, raw))})")
+    ids = np.asarray(raw["id"])
+    if ids.ndim != 1:
+        raise ctx.error("id", f"expected a 1-D list of ids, got shape {ids.shape}")
+    ctx.ids = ids = [str(s) for s in ids]
+    n = len(ids)
+
+    features, lengths = {}, {}
+    for m in MODALITIES:
+        x = _numeric(ctx, m, raw[m], 3, n)
+        x = np.array(x, dtype=np.float32, copy=True) if copy else x.astype(np.float32, copy=False)
+        for bad, what in ((np.isnan, "NaN"), (np.isposinf, "+inf")):
+            i = _first(bad(x).any(axis=(1, 2)))
+            if i is not None:
+                t, d = np.argwhere(bad(x[i]))[0]
+                raise ctx.error(m, f"{what} at time step {t}, feature {d}", i)
+        x[np.isneginf(x)] = 0.0  # MMSA pads audio with -inf
+        T = x.shape[1]
+        if m == "text" and "text_bert" in raw:
+            tb = _numeric(ctx, "text_bert", raw["text_bert"], 3, n)
+            if tb.shape[1] != 3:
+                raise ctx.error("text_bert", f"expected shape (N, 3, L) (ids/mask/segments), got {tb.shape}")
+            mask_row = tb[:, 1, :]  # (N, L)
+            i = _first(((mask_row != 0) & (mask_row != 1)).any(axis=1))
+            if i is not None:
+                raise ctx.error("text_bert", "attention-mask row (text_bert[:, 1]) holds values other than 0/1", i)
+            lengths[m] = _check_lengths(ctx, "text_bert", mask_row.sum(axis=-1), T)
+        elif m != "text" and f"{m}_lengths" in raw:
+            fld = f"{m}_lengths"
+            lengths[m] = _check_lengths(ctx, fld, _numeric(ctx, fld, raw[fld], 1, n), T)
+        else:
+            lengths[m] = np.full(n, T, dtype=np.int64)  # aligned data: every step is real
+        x[np.arange(T)[None, :] >= lengths[m][:, None]] = 0.0  # (N, T) mask picks padded steps
+        features[m] = x
+
+    labels = _check_labels(ctx, "regression_labels", raw["regression_labels"], n, dataset)
+    present = [k for k in _UNIMODAL if f"regression_labels_{k}" in raw]
+    if present and len(present) < 3:
+        missing = next(k for k in _UNIMODAL if k not in present)
+        raise ctx.error(f"regression_labels_{missing}", f"missing, while the split has regression_labels_{present[0]}")
+    unimodal = {k: _check_labels(ctx, f"regression_labels_{k}", raw[f"regression_labels_{k}"], n, dataset)
+                for k in present}
+    raw_text = None
+    if raw.get("raw_text") is not None:
+        rt = np.asarray(raw["raw_text"], dtype=object)
+        if rt.ndim != 1 or len(rt) != n:
+            raise ctx.error("raw_text", f"expected {n} strings, got shape {rt.shape}")
+        raw_text = [str(s) for s in rt]
+    return SplitData(split, features, lengths, labels, ids, unimodal, raw_text)
+
+
+def _infer_dataset(obj: dict, meta: dict, dataset: str | None, source: str) -> str:
+    if dataset is None:
+        if "dataset" in meta:
+            dataset = str(meta["dataset"])
+        else:
+            dataset = "sims" if "regression_labels_T" in obj["train"] else "mosi"
+    if dataset.lower() not in LABEL_RANGE:
+        raise DataFormatError(f"{source}: unknown dataset {dataset!r}; expected one of {sorted(LABEL_RANGE)}")
+    return dataset.lower()
+
+
+def _from_dict(obj, source: str, dataset: str | None, copy: bool) -> MultimodalData:
+    if not isinstance(obj, dict):
+        raise DataFormatError(f"{source}: expected a dict with keys {SPLITS}, got {type(obj).__name__}")
+    for s in SPLITS:
+        if s not in obj:
+            raise DataFormatError(f"{source}: split '{s}', field '<split>': missing (top-level keys {sorted(map(str, obj))})")
+        if not isinstance(obj[s], dict):
+            raise DataFormatError(f"{source}: split '{s}', field '<split>': expected a dict, got {type(obj[s]).__name__}")
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise DataFormatError(f"{source}: top-level 'meta' must be a dict, got {type(meta).__name__}")
+    dataset = _infer_dataset(obj, meta, dataset, source)
+    splits = {s: _parse_split(obj[s], s, source, dataset, copy) for s in SPLITS}
+    for s in SPLITS[1:]:  # (T_m, D_m) must agree with train: the model is built from train's sizes
+        for m in MODALITIES:
+            got, want = splits[s].features[m].shape[1:], splits["train"].features[m].shape[1:]
+            if got != want:
+                raise DataFormatError(f"{source}: split '{s}', field '{m}': (T, D) = {got} differs from train's {want}")
+    return MultimodalData(splits, dataset, source, bool(meta.get("synthetic", False)), dict(meta))
+
+
+def from_mmsa_dict(obj: dict, source: str, dataset: str | None = None) -> MultimodalData:
+    """Validate an in-memory MMSA-structured dict; the caller's arrays are not modified."""
+    return _from_dict(obj, source, dataset, copy=True)
+
+
+def load_mmsa(path, dataset: str | None = None) -> MultimodalData:
+    """Load and validate an MMSA pickle. ``dataset`` ("mosi"/"sims") sets the label range;
+    when None it is meta["dataset"], else "sims" if unimodal labels exist, else "mosi"."""
+    return _from_dict(safe_load_pickle(path), str(path), dataset, copy=False)
+
+
+# ----------------------------------------------------------------------------- normalisation
+class Normalizer:
+    """Per-modality, per-feature z-scoring with statistics from real (unpadded) train steps.
+
+    ``mean[m]`` and ``std[m]`` are (D_m,) float32; std is the population std
+    (ddof=0) floored at ``STD_FLOOR`` so constant features map to 0.
+    """
+
+    def __init__(self, mean: dict[str, np.ndarray], std: dict[str, np.ndarray]):
+        self.mean = {m: np.asarray(v, dtype=np.float32) for m, v in mean.items()}
+        self.std = {m: np.asarray(v, dtype=np.float32) for m, v in std.items()}
+
+    @classmethod
+    def fit(cls, split: SplitData, modalities) -> "Normalizer":
+        mean, std = {}, {}
+        for m in parse_modalities(modalities):
+            steps = split.features[m][split.mask(m)]  # (number of real steps, D_m)
+            if len(steps) == 0:
+                raise ValueError(f"Normalizer.fit: split '{split.name}' has no real time steps for '{m}'")
+            mean[m] = steps.mean(axis=0, dtype=np.float64)
+            std[m] = np.maximum(steps.std(axis=0, dtype=np.float64), STD_FLOOR)
+        return cls(mean, std)
+
+    def transform(self, split: SplitData) -> SplitData:
+        """New SplitData with (x - mean) / std on fitted modalities; padding stays exactly 0."""
+        features = dict(split.features)
+        for m in self.mean:
+            x = split.features[m]  # (N, T, D)
+            if x.shape[-1] != self.mean[m].shape[0]:
+                raise ValueError(f"Normalizer: '{m}' has width {x.shape[-1]}, fitted on {self.mean[m].shape[0]}")
+            y = (x - self.mean[m]) / self.std[m]
+            y[~split.mask(m)] = 0.0
+            features[m] = y.astype(np.float32, copy=False)
+        return dataclasses.replace(split, features=features)
+
+    def state_dict(self) -> dict:
+        """{m: {"mean": (D,) tensor, "std": (D,) tensor}}; safe for torch.load(weights_only=True)."""
+        return {m: {"mean": torch.from_numpy(self.mean[m].copy()), "std": torch.from_numpy(self.std[m].copy())}
+                for m in self.mean}
+
+    @classmethod
+    def from_state_dict(cls, d: dict) -> "Normalizer":
+        as_np = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)  # noqa: E731
+        return cls({m: as_np(s["mean"]) for m, s in d.items()}, {m: as_np(s["std"]) for m, s in d.items()})
+
+
+def normalize(data: MultimodalData, modalities) -> tuple[MultimodalData, Normalizer]:
+    """Fit a :class:`Normalizer` on ``data["train"]`` and apply it to every split."""
+    norm = Normalizer.fit(data["train"], modalities)
+    splits = {s: norm.transform(sd) for s, sd in data.splits.items()}
+    return dataclasses.replace(data, splits=splits), norm

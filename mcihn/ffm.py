@@ -1,0 +1,86 @@
+"""Sec. 3.5 - Feature fusion module (FFM), Eq. 15-17.
+
+For each core modality m with others o1, o2 (paper order v, t, a), one multi-head
+attention takes its queries from F^{m o1}, its keys from F^{m o2} and its values
+from the core modality's own code S^m (Fig. 1(a); the paper writes V(F^v)):
+
+    Eq. 15  head_i    = softmax(Q_i K_i^T / sqrt(d/h)) V_i,  Q_i = F^{m o1} W_i^Q,
+                        K_i = F^{m o2} W_i^K,  V_i = S^m W_i^V           (B, L, d/h)
+    Eq. 16  F^{m-o1o2} = Concat(head_1..head_h) W^O                      (B, L, d)
+    Eq. 17  y = Linear(mean over L of (F^{v-ta} + F^{t-va} + F^{a-vt}))  (B,)
+
+Eq. 15 as printed lacks the transpose on K; the scale sqrt(d_k/h) is the usual
+per-head scale sqrt(d/h). Eq. 17 prints a Softmax over the single regression
+output, which would always be 1: it is dropped (the loss, Eq. 18, is an MAE).
+With two modalities the single pair F^{mn} is both query and key source; with one
+modality, the attention is self-attention on S^m.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from .cgmm import LETTER, others_of, pair_key, paper_order
+
+
+class FusionAttention(nn.Module):
+    """Eq. 15-16: h-head attention with separate query, key and value sources."""
+
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.h, self.dk = heads, d // heads
+        self.q, self.k, self.v = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)  # W^Q, W^K, W^V (all heads)
+        self.o = nn.Linear(d, d)  # W^O
+        self.drop = nn.Dropout(dropout)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, L, _ = x.shape
+        return x.view(B, L, self.h, self.dk).transpose(1, 2)  # (B, L, d) -> (B, h, L, d/h)
+
+    def forward(self, q_src, k_src, v_src):
+        """q_src, k_src, v_src (B, L, d) -> (output (B, L, d), weights (B, h, L, L))."""
+        q, k, v = self.split_heads(self.q(q_src)), self.split_heads(self.k(k_src)), self.split_heads(self.v(v_src))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dk)  # Eq. 15, (B, h, L, L)
+        weights = scores.softmax(dim=-1)
+        heads = self.drop(weights) @ v  # (B, h, L, d/h)
+        B, h, L, dk = heads.shape
+        concat = heads.transpose(1, 2).reshape(B, L, h * dk)  # Concat(head_1..h): (B, L, d)
+        return self.o(concat), weights  # Eq. 16
+
+
+class FeatureFusion(nn.Module):
+    """Eq. 15-17: one FusionAttention per core modality, summed, pooled, regressed."""
+
+    def __init__(self, modalities, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.modalities = paper_order(modalities)
+        self.attn = nn.ModuleDict({m: FusionAttention(d, heads, dropout) for m in self.modalities})
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(d, 1)  # Eq. 17 "Linear"
+
+    def sources(self, m: str, S: dict, F: dict):
+        """(query, key) sources of core m: (F^{m o1}, F^{m o2}), (F^{mn}, F^{mn}) or (S^m, S^m)."""
+        others = others_of(m, self.modalities)
+        if len(others) == 2:
+            return F[pair_key(m, others[0])], F[pair_key(m, others[1])]
+        if len(others) == 1:
+            f = F[pair_key(m, others[0])]
+            return f, f
+        return S[m], S[m]
+
+    def forward(self, S: dict, F: dict):
+        """S: modality -> (B, L, d); F: pair -> (B, L, d).
+
+        Returns (prediction (B,), fused {"v-ta": (B, L, d), ...}, attention {"v-ta": (B, h, L, L), ...}).
+        """
+        fused, weights = {}, {}
+        for m in self.modalities:
+            q_src, k_src = self.sources(m, S, F)
+            others = "".join(LETTER[o] for o in others_of(m, self.modalities))
+            name = f"{LETTER[m]}-{others}" if others else LETTER[m]
+            fused[name], weights[name] = self.attn[m](q_src, k_src, S[m])  # Eq. 15-16
+        total = sum(fused.values())  # Add(F^{v-ta}, F^{t-va}, F^{a-vt}), (B, L, d)
+        pooled = self.drop(total.mean(dim=1))  # (B, d)
+        return self.head(pooled).squeeze(-1), fused, weights  # Eq. 17 without the Softmax, (B,)

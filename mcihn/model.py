@@ -1,0 +1,107 @@
+"""The MCIHN model (Fig. 1(a)): AAEs (Sec. 3.3) -> CGMM + MMD (Sec. 3.4) -> FFM (Sec. 3.5).
+
+A batch is a dict of tensors: for each active modality m, ``batch[m]`` (B, T_m, D_m)
+and ``batch[m + "_mask"]`` (B, T_m) bool (True = a real time step), plus
+``batch["label"]`` (B,). Input sizes come from the data (``dims``), never from
+constants.
+
+``MCIHN.forward`` returns an :class:`MCIHNOutput` holding everything a student may
+want to look at: latent codes S, reconstructions, CGMM attention alpha and gates G,
+pair features F, FFM attention weights and the MMD terms.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .aae import ModalityAAE
+from .cgmm import CGMMOutput, CrossModalGate, plain_pairs
+from .config import MCIHNConfig
+from .ffm import FeatureFusion
+from .mmd import FeatureAdaptiveMMD
+
+
+@dataclass
+class MCIHNOutput:
+    pred: torch.Tensor                               # (B,) predicted sentiment y^p
+    S: dict = field(default_factory=dict)            # modality -> latent code (B, L, d)
+    X_hat: dict = field(default_factory=dict)        # modality -> reconstruction (B, T_m, D_m) (AAE only)
+    alpha: dict = field(default_factory=dict)        # core modality -> CGMM attention (B, L, L), Eq. 7
+    A: dict = field(default_factory=dict)            # core modality -> transferred attention (B, L, d), Eq. 8
+    G: dict = field(default_factory=dict)            # pair "vt" -> gate activations (B, L, d), Eq. 10
+    F: dict = field(default_factory=dict)            # pair "vt" -> pair feature (B, L, d), Eq. 11
+    fused: dict = field(default_factory=dict)        # "v-ta" -> FFM output (B, L, d), Eq. 16
+    ffm_attention: dict = field(default_factory=dict)  # "v-ta" -> FFM attention (B, h, L, L), Eq. 15
+    mmd_terms: dict = field(default_factory=dict)    # "v-ta" -> h_k^2, Eq. 12
+    loss_adp: torch.Tensor | None = None             # L_Adp, Eq. 14 (0 without CGMM)
+
+
+class MCIHN(nn.Module):
+    def __init__(self, cfg: MCIHNConfig, dims: dict):
+        """cfg: sizes and switches; dims: modality -> (T_m, D_m) read from the data."""
+        super().__init__()
+        missing = [m for m in cfg.modalities if m not in dims]
+        if missing:
+            raise ValueError(f"the data has no {missing} features but the config asks for modalities {cfg.modalities}")
+        self.cfg = cfg
+        self.modalities = list(cfg.modalities)
+        self.dims = {m: (int(dims[m][0]), int(dims[m][1])) for m in self.modalities}
+        L, d = cfg.latent_len, cfg.latent_dim
+        self.aae = nn.ModuleDict({
+            m: ModalityAAE(T, D, L, d, cfg.disc_hidden, cfg.enc_kernel, adversarial=cfg.use_aae)
+            for m, (T, D) in self.dims.items()
+        })
+        self.use_gate = cfg.use_cgmm and len(self.modalities) >= 2
+        self.cgmm = CrossModalGate(self.modalities, d) if self.use_gate else None
+        self.mmd = FeatureAdaptiveMMD(self.modalities, d, cfg.mmd_multipliers, cfg.mmd_samples) if self.use_gate else None
+        self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout)
+
+    # ---- parameter groups: which phase of Algorithm 1 updates what ------------------
+    def encoder_parameters(self):
+        return [p for m in self.modalities for p in self.aae[m].encoder.parameters()]
+
+    def decoder_parameters(self):
+        return [p for m in self.modalities if self.aae[m].decoder is not None for p in self.aae[m].decoder.parameters()]
+
+    def discriminator_parameters(self):
+        return [p for m in self.modalities if self.aae[m].discriminator is not None
+                for p in self.aae[m].discriminator.parameters()]
+
+    def main_parameters(self):
+        """Everything L_Combined reaches: encoders, CGMM, xi of the MMD, FFM and head."""
+        rest = [p for mod in (self.cgmm, self.mmd, self.ffm) if mod is not None for p in mod.parameters()]
+        return self.encoder_parameters() + rest
+
+    # ---- forward --------------------------------------------------------------------
+    def encode(self, batch: dict) -> dict:
+        """Latent codes only: modality -> S^m (B, L, d)."""
+        return {m: self.aae[m].encoder(batch[m], batch.get(m + "_mask")) for m in self.modalities}
+
+    def forward(self, batch: dict, reconstruct: bool = False) -> MCIHNOutput:
+        S = self.encode(batch)  # Alg. 1 line 9
+        out = MCIHNOutput(pred=None, S=S)
+        if reconstruct and self.cfg.use_aae:  # Alg. 1 line 10
+            out.X_hat = {m: self.aae[m].decoder(S[m]) for m in self.modalities}
+        if self.use_gate:
+            gate = self.cgmm(S)  # Eq. 6-11
+            out.loss_adp, out.mmd_terms = self.mmd(S, gate.F)  # Eq. 12-14
+        else:
+            gate = plain_pairs(S, self.modalities) if len(self.modalities) >= 2 else CGMMOutput()
+            out.loss_adp = S[self.modalities[0]].new_zeros(())
+        out.alpha, out.A, out.G, out.F = gate.alpha, gate.A, gate.G, gate.F
+        out.pred, out.fused, out.ffm_attention = self.ffm(S, gate.F)  # Eq. 15-17
+        return out
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> torch.Tensor:
+        return self.forward(batch).pred
+
+
+def main_loss(out: MCIHNOutput, y: torch.Tensor, mmd_weight: float):
+    """Eq. 18-19 with a weight: L = L_Mul + lambda * L_Adp. Returns (total, L_Mul, L_Adp)."""
+    l_mul = F.l1_loss(out.pred.float(), y.float())  # Eq. 18, mean absolute error
+    l_adp = out.loss_adp.float()
+    return l_mul + mmd_weight * l_adp, l_mul, l_adp

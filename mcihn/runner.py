@@ -1,0 +1,135 @@
+"""Multi-seed experiments: train one model per seed, pick epochs on validation, report test.
+
+Layout of an output folder DIR::
+
+    DIR/results.json              dataset, config, per-seed valid/test metrics, mean and std
+    DIR/seed_1111/last.pt         full training state after the last finished epoch (resume)
+    DIR/seed_1111/best.pt         weights of the best validation epoch (+ config, dims, normaliser)
+    DIR/seed_1111/history.json    one record per epoch: every loss term, validation metrics
+    DIR/seed_1111/result.json     this seed's final valid/test metrics (written last: marks it done)
+
+Only the validation split chooses anything (the epoch, through early stopping);
+the test split is evaluated once per seed, with the best checkpoint reloaded.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import MCIHNConfig
+from .data import MultimodalData, Normalizer, load_mmsa, normalize
+from .metrics import evaluate as evaluate_metrics
+from .train import Trainer, load_checkpoint_file, predict
+from .utils import atomic_write_json, jsonable, resolve_device, set_seed
+
+#: MMSA reports five runs with seeds 1111-1115.
+DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
+
+
+def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
+             amp: bool = False, resume: bool = False, progress: bool = True, log=print,
+             prepared: tuple | None = None) -> dict:
+    """Train and evaluate one seed. Returns {"seed", "best_epoch", "valid", "test", "history", ...}."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None and resume and (out_dir / "result.json").exists():
+        log(f"seed {seed}: finished earlier, read from {out_dir / 'result.json'}")
+        res = json.loads((out_dir / "result.json").read_text())
+        res["history"] = json.loads((out_dir / "history.json").read_text())
+        return res
+    normed, normalizer = prepared or normalize(data, cfg.modalities)
+    set_seed(seed)
+    trainer = Trainer(cfg, data.dims, device=device, amp=amp, seed=seed)
+    extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source,
+             "normalizer": normalizer.state_dict()}
+    if out_dir is not None and resume and (out_dir / "last.pt").exists():
+        trainer.load_checkpoint(load_checkpoint_file(out_dir / "last.pt"))
+        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
+    tensors = {s: normed[s].to_tensors(cfg.modalities) for s in ("train", "valid", "test")}
+    tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
+    t0 = time.time()
+    trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
+                progress=progress, log=log)
+    if out_dir is not None and (out_dir / "best.pt").exists():  # the best epoch's weights, not the last
+        trainer.model.load_state_dict(load_checkpoint_file(out_dir / "best.pt")["model"])
+    elif out_dir is not None:
+        raise RuntimeError(f"{out_dir}: no best.pt was written (did training run any epoch?)")
+    res = {"seed": seed, "best_epoch": trainer.best_epoch, "epochs_run": trainer.epoch,
+           "train_time_s": round(time.time() - t0, 2)}
+    for split in ("valid", "test"):
+        pred, _ = trainer.predict(tensors[split])
+        res[split] = evaluate_metrics(pred.numpy(), tensors[split]["label"].cpu().numpy(), data.dataset)
+    if out_dir is not None:
+        atomic_write_json(out_dir / "result.json", res)
+    res["history"] = trainer.history
+    res["model"] = trainer.model
+    return res
+
+
+def summarize(per_seed: list, split: str = "test") -> tuple[dict, dict]:
+    """Mean and (population, as MMSA) standard deviation of each metric over seeds."""
+    keys = per_seed[0][split].keys()
+    vals = {k: np.array([r[split][k] if r[split][k] is not None else np.nan for r in per_seed], float) for k in keys}
+    return ({k: float(np.mean(v)) for k, v in vals.items()}, {k: float(np.std(v)) for k, v in vals.items()})
+
+
+def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, out_dir=None, device="auto",
+                   amp: bool = False, resume: bool = False, progress: bool = True, log=print) -> dict:
+    """Train one model per seed and write DIR/results.json (see the module docstring)."""
+    out_dir = Path(out_dir) if out_dir is not None else None
+    prepared = normalize(data, cfg.modalities)  # training-split statistics, the same for every seed
+    per_seed = []
+    for seed in seeds:
+        log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
+        r = run_seed(data, cfg, seed, out_dir / f"seed_{seed}" if out_dir else None, device=device, amp=amp,
+                     resume=resume, progress=progress, log=log, prepared=prepared)
+        per_seed.append(r)
+    mean, std = summarize(per_seed)
+    results = {
+        "dataset": data.dataset, "data_source": data.source, "synthetic": data.synthetic,
+        "variant": cfg.variant, "config": cfg.to_dict(), "dims": {m: list(v) for m, v in data.dims.items()},
+        "per_seed": [{k: r[k] for k in ("seed", "best_epoch", "epochs_run", "valid", "test")} for r in per_seed],
+        "mean": mean, "std": std,
+        "valid_mean": summarize(per_seed, "valid")[0],
+    }
+    if out_dir is not None:
+        atomic_write_json(out_dir / "results.json", results)
+    results["histories"] = {r["seed"]: r["history"] for r in per_seed}
+    return jsonable_results(results)
+
+
+def jsonable_results(results: dict) -> dict:
+    return {k: (v if k == "histories" else jsonable(v)) for k, v in results.items()}
+
+
+def load_model(checkpoint):
+    """Rebuild a trained model from a checkpoint: returns (model, config, normaliser, checkpoint dict)."""
+    from .model import MCIHN
+
+    ck = load_checkpoint_file(checkpoint)
+    cfg = MCIHNConfig.from_dict(ck["config"])
+    model = MCIHN(cfg, {m: tuple(v) for m, v in ck["dims"].items()})
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, cfg, Normalizer.from_state_dict(ck["normalizer"]), ck
+
+
+def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str | None = None,
+                        device="cpu") -> dict:
+    """Metrics of a saved model on one split of a pickle, with the checkpoint's own normaliser."""
+    model, cfg, normalizer, ck = load_model(checkpoint)
+    data = load_mmsa(data_path, dataset=dataset or ck.get("dataset"))
+    if split not in data.splits:
+        raise ValueError(f"{data_path}: no split {split!r}; it has {sorted(data.splits)}")
+    for m in cfg.modalities:
+        if tuple(data.dims[m]) != tuple(ck["dims"][m]):
+            raise ValueError(f"{data_path}: {m} features are {data.dims[m]} (T, D) but the checkpoint was trained "
+                             f"on {tuple(ck['dims'][m])}")
+    device = resolve_device(device)
+    model.to(device)
+    tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}
+    pred, _ = predict(model, tensors)
+    return evaluate_metrics(pred.numpy(), tensors["label"].cpu().numpy(), data.dataset)

@@ -1,0 +1,128 @@
+"""A synthetic dataset in the MMSA pickle structure, with a planted cross-modal structure.
+
+It is *synthetic*: every consumer prints so. It exists so that the tests, the quick
+runs and the default of ``python -m mcihn train`` have data with the exact layout
+of MMSA's ``unaligned_50.pkl`` (MOSI-shaped: labels in [-3, 3]) or of CH-SIMS
+(SIMS-shaped: labels in [-1, 1] plus unimodal labels T/A/V).
+
+The planted structure. Each clip i has three hidden "evidence" scores u_t, u_a,
+u_v ~ N(0, 1), one per modality, and its sentiment is
+
+    raw_i = 0.8 u_t + 0.4 u_a + 0.6 u_v + 0.9 u_t u_v   (scaled, clipped and quantised to 0.2 steps)
+
+so that (1) every modality carries some of the answer, text most and audio least
+(the bimodal ablations differ: only -VT sees the interaction), and (2) a part of
+the answer, the product u_t u_v, exists in no single modality and no linear model
+of pooled features can represent it: fusion matters.
+
+Modality m of clip i is a sequence of length len_i <= T_m (the rest is zero
+padding, as in MMSA) whose valid frames are
+
+    X[t] = u_m * p_m * (1 + 0.5 sin(phase_i + t)) + n_i * q_m + noise * eps_t,   eps_t ~ N(0, I)
+
+with fixed random directions p_m (signal) and q_m (a per-clip nuisance n_i that
+does not affect the label), then a per-feature scale and offset so that the raw
+features need normalising, like real CLIP/BERT/COVAREP features.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Split sizes of CMU-MOSI (Table 1 of the paper: 1284 / 229 / 686).
+MOSI_SPLITS = {"train": 1284, "valid": 229, "test": 686}
+SIMS_SPLITS = {"train": 1368, "valid": 456, "test": 457}
+#: Default feature sizes (T, D): small enough for CPU, all different so swapped axes fail loudly.
+DEFAULT_DIMS = {"text": (24, 48), "audio": (40, 24), "vision": (16, 32)}
+#: The paper's sizes (Sec. 4.3): CLIP 10x512, BERT 36x768, wav2vec2 128x512.
+PAPER_DIMS = {"text": (36, 768), "audio": (128, 512), "vision": (10, 512)}
+
+WEIGHTS = {"text": 0.8, "audio": 0.4, "vision": 0.6}
+INTERACTION = 0.9  # weight of u_t * u_v
+
+
+def _sequences(rng, u, T, D, noise, directions):
+    """u (N,) -> features (N, T, D) float32 and lengths (N,) int64, zero beyond each length."""
+    N = len(u)
+    p, q, scale, offset = directions
+    lengths = rng.integers(max(1, T // 2), T + 1, size=N)  # variable lengths, as in real data
+    t = np.arange(T)
+    phase = rng.uniform(0, 2 * np.pi, size=(N, 1))
+    envelope = 1.0 + 0.5 * np.sin(phase + t[None, :])  # (N, T)
+    nuisance = rng.normal(size=(N, 1, 1))
+    x = (u[:, None, None] * envelope[..., None] * p  # (N, T, D) signal
+         + nuisance * q  # label-free per-clip nuisance
+         + noise * rng.normal(size=(N, T, D)))
+    x = x * scale + offset  # un-normalised, like real features
+    x[t[None, :] >= lengths[:, None]] = 0.0  # MMSA pads with zeros
+    return x.astype(np.float32), lengths.astype(np.int64)
+
+
+def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | None = None,
+                   noise: float = 1.5, seed: int = 0) -> dict:
+    """Build a dict with MMSA's pickle structure: {'train'|'valid'|'test': {...}, 'meta': {...}}.
+
+    kind: "mosi" (labels in [-3, 3]) or "sims" (labels in [-1, 1] and regression_labels_T/_A/_V).
+    splits: split -> number of clips (default: the real dataset's split sizes).
+    dims: modality -> (T, D) (default :data:`DEFAULT_DIMS`; :data:`PAPER_DIMS` for the paper's).
+    Same arguments and seed -> identical arrays.
+    """
+    if kind not in ("mosi", "sims"):
+        raise ValueError(f"kind must be 'mosi' or 'sims', not {kind!r}")
+    splits = dict(splits or (MOSI_SPLITS if kind == "mosi" else SIMS_SPLITS))
+    dims = {m: tuple(int(v) for v in dims[m]) for m in dims} if dims else dict(DEFAULT_DIMS)
+    rng = np.random.default_rng(seed)
+    # Fixed per-dataset directions: the same "meaning" of each feature in every split.
+    directions = {}
+    for m, (T, D) in dims.items():
+        p = rng.normal(size=D); p *= 1.0 / np.linalg.norm(p) * np.sqrt(D) * 0.5
+        q = rng.normal(size=D); q *= 1.0 / np.linalg.norm(q) * np.sqrt(D) * 0.5
+        directions[m] = (p, q, rng.uniform(0.5, 3.0, size=D), rng.normal(scale=2.0, size=D))
+    hi = 3.0 if kind == "mosi" else 1.0
+    out = {"meta": {"synthetic": True, "dataset": kind, "seed": int(seed), "noise": float(noise),
+                    "generator": "mcihn.synthetic.make_synthetic",
+                    "dims": {m: list(v) for m, v in dims.items()}}}
+    for split, n in splits.items():
+        u = {m: rng.normal(size=n) for m in ("text", "audio", "vision")}
+        raw = sum(WEIGHTS[m] * u[m] for m in u) + INTERACTION * u["text"] * u["vision"]
+        y = np.clip(raw * (hi / 2.2), -hi, hi)
+        y = np.round(y * 5) / 5  # annotator-average style 0.2 steps; exact zeros occur
+        d = {"id": [f"synth{split}_{i:05d}$_$0" for i in range(n)],
+             "raw_text": [f"synthetic clip {i} of split {split}" for i in range(n)],
+             "regression_labels": y.astype(np.float32),
+             "annotations": np.where(y > 0, "Positive", np.where(y < 0, "Negative", "Neutral")).tolist()}
+        for m, (T, D) in dims.items():
+            x, lengths = _sequences(rng, u[m], T, D, noise, directions[m])
+            d[m] = x
+            if m == "text":  # MMSA keeps text lengths in the mask row of text_bert (ids, mask, segments)
+                mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
+                ids = (rng.integers(1000, 30000, size=(n, T)) * mask).astype(np.float32)
+                d["text_bert"] = np.stack([ids, mask, np.zeros_like(mask)], axis=1)  # (N, 3, T)
+            else:
+                d[f"{m}_lengths"] = lengths.tolist()
+        if kind == "sims":  # unimodal labels of CH-SIMS, from each modality's own evidence
+            for m, letter in (("text", "T"), ("audio", "A"), ("vision", "V")):
+                d[f"regression_labels_{letter}"] = (np.round(np.clip(u[m] / 2, -1, 1) * 5) / 5).astype(np.float32)
+        out[split] = d
+    return out
+
+
+def write_synthetic(path, **kwargs) -> str:
+    """Write :func:`make_synthetic` to ``path`` as a pickle, atomically (write, then rename)."""
+    import pickle
+
+    from .utils import atomic_write_bytes
+
+    atomic_write_bytes(path, pickle.dumps(make_synthetic(**kwargs), protocol=4))
+    return str(path)
+
+
+def synthetic_data(kind: str = "mosi", **kwargs):
+    """The synthetic set as a validated :class:`mcihn.data.MultimodalData` (in memory)."""
+    from .data import from_mmsa_dict
+
+    seed = kwargs.get("seed", 0)
+    obj = make_synthetic(kind=kind, **kwargs)
+    data = from_mmsa_dict(obj, source=f"SYNTHETIC {kind.upper()}-shaped data (seed {seed}), not the real dataset",
+                          dataset=kind)
+    data.synthetic = True
+    return data
