@@ -8,7 +8,7 @@ of MMSA's ``unaligned_50.pkl`` (MOSI-shaped: labels in [-3, 3]) or of CH-SIMS
 The planted structure. Each clip i has three hidden "evidence" scores u_t, u_a,
 u_v ~ N(0, 1), one per modality, and its sentiment is
 
-    raw_i = 0.8 u_t + 0.4 u_a + 0.6 u_v + 0.9 u_t u_v   (scaled, clipped and quantised to 0.2 steps)
+    raw_i = 0.6 u_t + 0.3 u_a + 0.45 u_v + 1.2 u_t u_v   (scaled, clipped and quantised to 0.2 steps)
 
 so that (1) every modality carries some of the answer, text most and audio least
 (the bimodal ablations differ: only -VT sees the interaction), and (2) a part of
@@ -36,8 +36,8 @@ DEFAULT_DIMS = {"text": (24, 48), "audio": (40, 24), "vision": (16, 32)}
 #: The paper's sizes (Sec. 4.3): CLIP 10x512, BERT 36x768, wav2vec2 128x512.
 PAPER_DIMS = {"text": (36, 768), "audio": (128, 512), "vision": (10, 512)}
 
-WEIGHTS = {"text": 0.8, "audio": 0.4, "vision": 0.6}
-INTERACTION = 0.9  # weight of u_t * u_v
+WEIGHTS = {"text": 0.6, "audio": 0.3, "vision": 0.45}
+INTERACTION = 1.2  # weight of u_t * u_v
 
 
 def _sequences(rng, u, T, D, noise, directions):

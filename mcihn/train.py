@@ -71,7 +71,7 @@ class Trainer:
     def __init__(self, cfg: MCIHNConfig, dims: dict, device="cpu", amp: bool = False, seed: int = 0):
         self.cfg, self.device = cfg, torch.device(device)
         self.model = MCIHN(cfg, dims).to(self.device)
-        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr)  # noqa: E731
+        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, foreach=True)  # noqa: E731  (foreach: one fused loop, also on CPU)
         self.opt = {"main": adam(self.model.main_parameters())}
         if cfg.use_aae:
             self.opt["rec"] = adam(self.model.encoder_parameters() + self.model.decoder_parameters())
@@ -97,7 +97,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], self.cfg.grad_clip, foreach=True)
         opt.step()
         return value
 

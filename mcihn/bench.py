@@ -1,0 +1,117 @@
+"""Training benchmark: throughput, peak memory and model-FLOP utilisation (MFU).
+
+One *training step* is the whole of Algorithm 1 on one batch: reconstruction,
+discriminator, generator and main phases, forward and backward. Inputs have the
+paper's sizes (Sec. 4.3): vision 10x512, text 36x768, audio 128x512; batch 32.
+
+* FLOPs per step are counted by ``torch.utils.flop_counter.FlopCounterMode`` over one
+  real step (matrix multiplications and convolutions, forward and backward; the
+  elementwise work is not counted, as usual for MFU).
+* The reference is a large matrix multiplication timed in the same process, same
+  device, same dtype: MFU = (model FLOPs / step time) / (reference FLOP/s). It says
+  how much of what this machine can actually do in matmuls the model gets.
+* Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the process's
+  peak resident set size (includes Python and torch themselves).
+"""
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import MCIHNConfig
+from .synthetic import PAPER_DIMS
+from .train import Trainer
+from .utils import resolve_device, set_seed
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def random_batch(dims: dict, batch_size: int, device) -> dict:
+    """A batch with the given (T, D) per modality and random valid lengths >= T/2."""
+    g = torch.Generator().manual_seed(0)
+    batch = {"label": (torch.rand(batch_size, generator=g) * 6 - 3)}
+    for m, (T, D) in dims.items():
+        batch[m] = torch.randn(batch_size, T, D, generator=g)
+        lengths = torch.randint(max(1, T // 2), T + 1, (batch_size,), generator=g)
+        batch[m + "_mask"] = torch.arange(T)[None, :] < lengths[:, None]
+        batch[m] = batch[m] * batch[m + "_mask"][..., None]
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def matmul_flops_per_s(device, dtype=torch.float32, n: int = 2048, seconds: float = 1.0) -> float:
+    """Achieved FLOP/s of an n x n x n matmul (2 n^3 FLOPs each) on this device."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    _sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while True:
+        a @ b
+        reps += 1
+        if reps % 4 == 0:
+            _sync(device)
+            if time.perf_counter() - t0 > seconds:
+                break
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps: int = 10, warmup: int = 3,
+              amp: bool = False, threads: int | None = None, dims: dict | None = None, log=print) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device) if isinstance(device, str) else device
+    dims = dims or PAPER_DIMS
+    set_seed(0, deterministic=False)
+    cfg = MCIHNConfig.from_preset(preset, batch_size=batch_size)
+    trainer = Trainer(cfg, dims, device=device, amp=amp)
+    batch = random_batch(dims, batch_size, device)
+    trainer.model.train()
+
+    with FlopCounterMode(display=False) as counter:  # one real step, all four phases
+        trainer.train_batch(batch)
+    flops = counter.get_total_flops()
+    for _ in range(warmup):
+        trainer.train_batch(batch)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        trainer.train_batch(batch)
+    _sync(device)
+    step_s = (time.perf_counter() - t0) / steps
+    ref = matmul_flops_per_s(device, torch.bfloat16 if trainer.amp else torch.float32)
+    if device.type == "cuda":
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        where = torch.cuda.get_device_name(device)
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+        where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    res = {
+        "device": str(device), "device_name": where, "preset": preset, "batch_size": batch_size,
+        "dims": {m: list(v) for m, v in dims.items()}, "amp": trainer.amp, "steps": steps,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "step_ms": step_s * 1e3, "samples_per_s": batch_size / step_s,
+        "model_gflop_per_step": flops / 1e9, "model_gflop_per_s": flops / step_s / 1e9,
+        "matmul_gflop_per_s": ref / 1e9, "mfu": flops / step_s / ref,
+        "peak_memory_mb": peak_mb, "torch": torch.__version__, "python": sys.version.split()[0],
+    }
+    log(f"MCIHN training benchmark ({preset} preset, batch {batch_size}, all four phases of Algorithm 1)")
+    log(f"  device          {res['device']} ({where}){'  bf16 autocast' if trainer.amp else ''}")
+    log(f"  inputs          " + ", ".join(f"{m} {T}x{D}" for m, (T, D) in dims.items()))
+    log(f"  parameters      {res['parameters'] / 1e6:.2f} M")
+    log(f"  step time       {res['step_ms']:.1f} ms   ->  {res['samples_per_s']:.1f} samples/s")
+    log(f"  model FLOPs     {res['model_gflop_per_step']:.2f} GFLOP/step = {res['model_gflop_per_s']:.1f} GFLOP/s")
+    log(f"  matmul peak     {res['matmul_gflop_per_s']:.1f} GFLOP/s (measured now, same device and dtype)")
+    log(f"  MFU             {100 * res['mfu']:.1f} %")
+    log(f"  peak memory     {peak_mb:.0f} MB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})")
+    return res

@@ -1,0 +1,353 @@
+"""Tests for the MCIHN model (mcihn.model, aae, cgmm, ffm) and its config (mcihn.config).
+
+Shapes, padding and batch invariances, the equations recomputed by hand (Eq. 6-11, 15-17),
+where the main loss's gradients reach, and the ablations MCIHN-1 / MCIHN-2.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import AWKWARD_DIMS, make_batch
+from mcihn.config import MCIHNConfig, parse_modalities
+from mcihn.model import MCIHN, main_loss
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+SUBSETS = ["tav", "ta", "tv", "av", "t", "a", "v"]
+#: Pair features in the paper's naming (order v, t, a).
+PAIRS = {"tav": {"vt", "va", "ta"}, "ta": {"ta"}, "tv": {"vt"}, "av": {"va"}, "t": set(), "a": set(), "v": set()}
+#: FFM outputs: core modality - its others.
+FUSED = {"tav": {"v-ta", "t-va", "a-vt"}, "ta": {"t-a", "a-t"}, "tv": {"v-t", "t-v"}, "av": {"v-a", "a-v"},
+         "t": {"t"}, "a": {"a"}, "v": {"v"}}
+#: MMD terms with the gate: Eq. 12 per core modality for three, one term for two.
+MMD_TERMS = {"tav": {"v-ta", "t-va", "a-vt"}, "ta": {"t-a"}, "tv": {"v-t"}, "av": {"v-a"}, "t": set(), "a": set(),
+             "v": set()}
+
+
+def build(cfg, seed=0, dims=AWKWARD_DIMS):
+    torch.manual_seed(seed)
+    return MCIHN(cfg, dims)
+
+
+def rows_sum_to_one(p: torch.Tensor):
+    torch.testing.assert_close(p.sum(-1), torch.ones_like(p.sum(-1)), atol=1e-5, rtol=0)
+    assert (p >= 0).all()
+
+
+# ----------------------------------------------------------------------------- shapes
+@pytest.mark.parametrize("use_cgmm", [True, False], ids=["cgmm", "no-cgmm"])
+@pytest.mark.parametrize("use_aae", [True, False], ids=["aae", "no-aae"])
+@pytest.mark.parametrize("subset", SUBSETS)
+def test_output_shapes_every_subset_and_switch(subset, use_aae, use_cgmm, awkward_cfg, batch):
+    cfg = awkward_cfg(modalities=subset, use_aae=use_aae, use_cgmm=use_cgmm)
+    mods = parse_modalities(subset)
+    model = build(cfg)
+    model.eval()
+    B, L, d, h = 3, cfg.latent_len, cfg.latent_dim, cfg.heads
+    out = model(batch, reconstruct=True)
+
+    assert out.pred.shape == (B,) and torch.isfinite(out.pred).all()
+    assert set(out.S) == set(mods)
+    for m in mods:
+        assert out.S[m].shape == (B, L, d)
+    if use_aae:
+        assert set(out.X_hat) == set(mods)
+        for m in mods:
+            assert out.X_hat[m].shape == (B, *AWKWARD_DIMS[m])
+    else:
+        assert out.X_hat == {}
+    assert model(batch, reconstruct=False).X_hat == {}
+
+    gated = use_cgmm and len(mods) >= 2
+    assert set(out.F) == PAIRS[subset]
+    for f in out.F.values():
+        assert f.shape == (B, L, d)
+    if gated:
+        assert set(out.alpha) == set(mods) and set(out.A) == set(mods)
+        for m in mods:
+            assert out.alpha[m].shape == (B, L, L)
+            rows_sum_to_one(out.alpha[m])
+            assert out.A[m].shape == (B, L, d)
+        assert set(out.G) == PAIRS[subset]
+        for g in out.G.values():
+            assert g.shape == (B, L, d) and (g >= 0).all()
+        assert any((g == 0).any() for g in out.G.values())  # a ReLU output, not a sigmoid/identity
+    else:
+        assert out.alpha == {} and out.A == {} and out.G == {}
+
+    assert set(out.fused) == FUSED[subset] and set(out.ffm_attention) == FUSED[subset]
+    for name in FUSED[subset]:
+        assert out.fused[name].shape == (B, L, d)
+        assert out.ffm_attention[name].shape == (B, h, L, L)
+        rows_sum_to_one(out.ffm_attention[name])
+
+    assert set(out.mmd_terms) == (MMD_TERMS[subset] if gated else set())
+    assert out.loss_adp.shape == ()
+    if gated:
+        torch.testing.assert_close(out.loss_adp, sum(out.mmd_terms.values()))
+        assert all(t.item() >= -1e-6 for t in out.mmd_terms.values())
+    else:
+        assert out.loss_adp.item() == 0.0
+
+
+def test_model_rejects_missing_modality(awkward_cfg):
+    with pytest.raises(ValueError, match="vision"):
+        MCIHN(awkward_cfg(), {"text": (5, 7), "audio": (9, 3)})
+
+
+def test_predict_matches_forward_and_has_no_grad(awkward_cfg, batch):
+    model = build(awkward_cfg())
+    model.eval()
+    p = model.predict(batch)
+    assert not p.requires_grad
+    torch.testing.assert_close(p, model(batch).pred)
+
+
+# ----------------------------------------------------------------------------- invariances
+@pytest.mark.parametrize("kw", [{}, {"use_cgmm": False}, {"mmd_samples": "tokens"}, {"modalities": "va"}],
+                         ids=["full", "no-cgmm", "tokens", "va"])
+def test_padding_values_do_not_matter(kw, awkward_cfg):
+    model = build(awkward_cfg(**kw))
+    model.eval()
+    clean = make_batch(seed=1, pad_value=0.0)
+    noisy = make_batch(seed=1, pad_value=0.0)
+    g = torch.Generator().manual_seed(99)
+    for m in ("text", "audio", "vision"):
+        junk = 100.0 * torch.randn(noisy[m].shape, generator=g)
+        noisy[m] = torch.where(noisy[m + "_mask"][..., None], noisy[m], junk)
+        assert not torch.equal(noisy[m], clean[m])  # there is padding to change in every modality
+    a, b = model(clean), model(noisy)
+    for m in a.S:
+        torch.testing.assert_close(a.S[m], b.S[m], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.pred, b.pred, atol=1e-5, rtol=1e-5)
+    # ... while the valid steps do matter (the test above is not vacuous):
+    moved = make_batch(seed=1, pad_value=0.0)
+    m0 = model.modalities[0]
+    moved[m0][0, 0] += 3.0
+    assert not torch.allclose(model(moved).S[m0][0], a.S[m0][0], atol=1e-4)
+
+
+def test_zero_length_sequence_gives_finite_output(awkward_cfg):
+    lengths = {"text": [0, 2, 5], "audio": [9, 0, 1], "vision": [4, 1, 0]}
+    model = build(awkward_cfg())
+    model.eval()
+    out = model(make_batch(lengths=lengths, seed=2), reconstruct=True)
+    assert torch.isfinite(out.pred).all()
+    for m in out.S:
+        assert torch.isfinite(out.S[m]).all() and torch.isfinite(out.X_hat[m]).all()
+
+
+@pytest.mark.parametrize("kw", [{}, {"use_aae": False}, {"modalities": "t"}], ids=["full", "no-aae", "t"])
+def test_prediction_of_a_sample_does_not_depend_on_the_batch(kw, awkward_cfg):
+    model = build(awkward_cfg(**kw))
+    model.eval()
+    batch = make_batch(B=5, seed=4)
+    full = model(batch).pred
+    for i in range(5):
+        single = {k: v[i:i + 1] for k, v in batch.items()}
+        torch.testing.assert_close(model(single).pred, full[i:i + 1], atol=1e-5, rtol=1e-5)
+    perm = torch.tensor([3, 0, 4, 2, 1])
+    torch.testing.assert_close(model({k: v[perm] for k, v in batch.items()}).pred, full[perm], atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- equations by hand
+@pytest.fixture
+def full_out(awkward_cfg, batch):
+    model = build(awkward_cfg(), seed=5)
+    model.eval()
+    with torch.no_grad():
+        return model, model(batch)
+
+
+@pytest.mark.parametrize("core,others", [("vision", ("text", "audio")), ("text", ("vision", "audio")),
+                                         ("audio", ("vision", "text"))])
+def test_eq6_to_8_attention_transfer_by_hand(core, others, full_out):
+    model, out = full_out
+    d = model.cfg.latent_dim
+    ctx = out.S[others[0]] + out.S[others[1]]  # (B, L, d)
+    W = model.cgmm.W[core].detach()
+    B, L, _ = ctx.shape
+    alpha = torch.empty(B, L, L)
+    A = torch.empty(B, L, d)
+    for b in range(B):
+        M = out.S[core][b] @ W @ ctx[b].T / math.sqrt(d)  # Eq. 6, (L, L)
+        alpha[b] = torch.softmax(M, dim=1)  # Eq. 7
+        A[b] = alpha[b] @ ctx[b]  # Eq. 8 (attention transfer)
+    torch.testing.assert_close(out.alpha[core], alpha, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.A[core], A, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("key,m,n", [("vt", "vision", "text"), ("va", "vision", "audio"), ("ta", "text", "audio")])
+def test_eq9_to_11_gate_by_hand(key, m, n, full_out):
+    model, out = full_out
+    gate, proj = model.cgmm.gate[key], model.cgmm.proj[key]
+    Sm, Sn = out.S[m], out.S[n]
+    z = torch.cat([Sm, Sn, Sm - Sn, Sm * Sn], dim=-1) @ gate.weight.T + gate.bias  # Eq. 9, (B, L, 4d) -> (B, L, d)
+    G = torch.clamp(z, min=0.0)  # Eq. 10
+    side = lambda A, S: torch.cat([A, S], dim=-1) @ proj.weight.T + proj.bias  # noqa: E731
+    F = G * side(out.A[m], Sm) + G * side(out.A[n], Sn)  # Eq. 11
+    assert gate.weight.shape == (model.cfg.latent_dim, 4 * model.cfg.latent_dim)
+    torch.testing.assert_close(out.G[key], G, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.F[key], F, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("core,name,q_pair,k_pair", [("text", "t-va", "vt", "ta"), ("vision", "v-ta", "vt", "va"),
+                                                     ("audio", "a-vt", "va", "ta")])
+def test_eq15_16_heads_by_explicit_loop(core, name, q_pair, k_pair, full_out):
+    model, out = full_out
+    att = model.ffm.attn[core]
+    h, d = model.cfg.heads, model.cfg.latent_dim
+    dk = d // h
+    Q = out.F[q_pair] @ att.q.weight.T + att.q.bias  # Q from F^{m o1}
+    K = out.F[k_pair] @ att.k.weight.T + att.k.bias  # K from F^{m o2}
+    V = out.S[core] @ att.v.weight.T + att.v.bias  # V from S^m
+    heads, weights = [], []
+    for i in range(h):
+        sl = slice(i * dk, (i + 1) * dk)
+        w = torch.softmax(Q[..., sl] @ K[..., sl].transpose(1, 2) / math.sqrt(d / h), dim=-1)  # Eq. 15
+        weights.append(w)
+        heads.append(w @ V[..., sl])
+    fused = torch.cat(heads, dim=-1) @ att.o.weight.T + att.o.bias  # Eq. 16
+    torch.testing.assert_close(out.ffm_attention[name], torch.stack(weights, dim=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.fused[name], fused, atol=1e-5, rtol=1e-5)
+
+
+def test_eq17_prediction_from_the_pooled_sum(full_out):
+    model, out = full_out
+    total = out.fused["v-ta"] + out.fused["t-va"] + out.fused["a-vt"]
+    pred = total.mean(dim=1) @ model.ffm.head.weight.T.squeeze(-1) + model.ffm.head.bias
+    torch.testing.assert_close(out.pred, pred, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- gradients
+@pytest.mark.parametrize("kw", [{}, {"use_aae": False}, {"use_cgmm": False}, {"modalities": "ta"},
+                                {"modalities": "v"}, {"mmd_samples": "tokens"}],
+                         ids=["full", "no-aae", "no-cgmm", "ta", "v", "tokens"])
+def test_main_loss_reaches_exactly_the_main_parameters(kw, awkward_cfg):
+    cfg = awkward_cfg(**kw)
+    model = build(cfg, seed=6)
+    model.train()
+    batch = make_batch(B=6, seed=7)
+    total, l_mul, l_adp = main_loss(model(batch), batch["label"], cfg.mmd_weight)
+    torch.testing.assert_close(total, l_mul + cfg.mmd_weight * l_adp)
+    total.backward()
+
+    main = {id(p) for p in model.main_parameters()}
+    assert len(main) == len(model.main_parameters())  # no parameter listed twice
+    with_grad = {id(p) for p in model.parameters() if p.grad is not None}
+    assert with_grad == main
+    for p in model.decoder_parameters() + model.discriminator_parameters():
+        assert p.grad is None
+    names = {id(p): n for n, p in model.named_parameters()}
+    for p in model.main_parameters():
+        assert torch.isfinite(p.grad).all(), names[id(p)]
+        if names[id(p)] == "mmd.xi.bias":
+            continue  # MMD is translation invariant: d L_Adp / d bias(xi) is 0 up to round-off (checked below)
+        assert p.grad.abs().max() > 0, f"{names[id(p)]} gets an all-zero gradient"
+    if model.mmd is not None:
+        xi = model.mmd.xi
+        assert xi.bias.grad.abs().max() <= 1e-3 * xi.weight.grad.abs().max()
+
+
+# ----------------------------------------------------------------------------- ablations
+def test_mcihn1_has_no_decoder_or_discriminator(awkward_cfg, batch):
+    model = build(awkward_cfg(use_aae=False))
+    assert model.decoder_parameters() == [] and model.discriminator_parameters() == []
+    for m in model.modalities:
+        assert model.aae[m].decoder is None and model.aae[m].discriminator is None
+    assert not any(".decoder." in n or ".discriminator." in n for n, _ in model.named_parameters())
+    full = build(awkward_cfg())
+    n_params = lambda mdl: sum(p.numel() for p in mdl.parameters())  # noqa: E731
+    assert n_params(full) - n_params(model) == sum(
+        p.numel() for p in full.decoder_parameters() + full.discriminator_parameters())
+    assert model(batch, reconstruct=True).X_hat == {}
+
+
+def test_mcihn2_plain_pair_means_and_no_mmd(awkward_cfg, batch):
+    model = build(awkward_cfg(use_cgmm=False))
+    assert model.cgmm is None and model.mmd is None
+    assert not any(n.startswith(("cgmm.", "mmd.")) for n, _ in model.named_parameters())
+    out = model(batch)
+    assert set(out.F) == {"vt", "va", "ta"}
+    S = out.S
+    for key, (m, n) in {"vt": ("vision", "text"), "va": ("vision", "audio"), "ta": ("text", "audio")}.items():
+        torch.testing.assert_close(out.F[key], (S[m] + S[n]) / 2)
+    assert out.loss_adp.item() == 0.0 and out.mmd_terms == {} and out.alpha == {} and out.G == {}
+    _, _, l_adp = main_loss(out, batch["label"], 0.5)
+    assert l_adp.item() == 0.0
+
+
+# ----------------------------------------------------------------------------- config
+@pytest.mark.parametrize("spec", ["", "x", "tq", "T", "tt", "tat", [], ["text", "text"], ["sound"]])
+def test_parse_modalities_errors(spec):
+    with pytest.raises(ValueError, match="modalities"):
+        parse_modalities(spec)
+
+
+@pytest.mark.parametrize("spec,expected", [("tav", ("text", "audio", "vision")), ("vat", ("text", "audio", "vision")),
+                                           ("vt", ("text", "vision")), ("a", ("audio",)),
+                                           (["vision", "text"], ("text", "vision"))])
+def test_parse_modalities_canonical_order(spec, expected):
+    assert parse_modalities(spec) == expected
+    assert MCIHNConfig.tiny(modalities=spec).modalities == expected
+
+
+@pytest.mark.parametrize("kw,name", [
+    ({}, "MCIHN"), ({"use_aae": False}, "MCIHN-1"), ({"use_cgmm": False}, "MCIHN-2"),
+    ({"modalities": "vt"}, "-VT"), ({"modalities": "tv"}, "-VT"), ({"modalities": "va"}, "-VA"),
+    ({"modalities": "ta"}, "-TA"), ({"modalities": "at"}, "-TA"), ({"modalities": "t"}, "-T"),
+    ({"use_aae": False, "use_cgmm": False}, "MCIHN (no AAE, no CGMM)"),
+    ({"modalities": "vt", "use_aae": False}, "-VT (no AAE)"),
+])
+def test_variant_names(kw, name):
+    assert MCIHNConfig.tiny(**kw).variant == name
+
+
+def test_config_dict_round_trip():
+    cfg = MCIHNConfig.paper(modalities="va", use_aae=False, mmd_multipliers=[0.5, 2], grad_clip=None,
+                            mmd_samples="tokens", notes={"why": "test"})
+    d = cfg.to_dict()
+    assert d["modalities"] == ["audio", "vision"] and d["mmd_multipliers"] == [0.5, 2.0]
+    assert MCIHNConfig.from_dict(d) == cfg
+    assert MCIHNConfig.from_dict(json.loads(json.dumps(d))) == cfg  # plain JSON types only
+    assert MCIHNConfig.from_dict({**d, "not_a_field": 1}) == cfg  # unknown keys are ignored
+    assert MCIHNConfig.tiny().to_dict() != MCIHNConfig.paper().to_dict()
+
+
+def test_presets():
+    assert (MCIHNConfig.paper().latent_len, MCIHNConfig.paper().latent_dim) == (32, 256)
+    assert MCIHNConfig.from_preset("tiny", epochs=3).epochs == 3
+    with pytest.raises(ValueError, match="preset"):
+        MCIHNConfig.from_preset("huge")
+
+
+@pytest.mark.parametrize("kw", [dict(latent_dim=12, heads=5), dict(latent_dim=10, heads=4),
+                                dict(latent_len=0), dict(batch_size=0), dict(mmd_samples="frames")])
+def test_config_validation(kw):
+    with pytest.raises(ValueError):
+        MCIHNConfig.tiny(**kw)
+
+
+@pytest.mark.xfail(strict=True, raises=ZeroDivisionError,
+                   reason="BUG mcihn/config.py __post_init__: `latent_dim % heads` runs before the `heads >= 1` "
+                          "check, so heads=0 raises ZeroDivisionError instead of ValueError")
+def test_config_heads_zero_is_a_value_error():
+    with pytest.raises(ValueError):
+        MCIHNConfig.tiny(heads=0)
+
+
+@pytest.mark.xfail(strict=True, raises=RuntimeError,
+                   reason="BUG mcihn/aae.py Encoder: Conv1d(padding=kernel//2) lengthens the sequence by one for an "
+                          "even enc_kernel, so `h + conv(h)` fails; config.py accepts any enc_kernel >= 1")
+@pytest.mark.parametrize("kernel", [2, 4])
+def test_even_encoder_kernel_is_rejected_or_works(kernel, awkward_cfg, batch):
+    try:
+        cfg = awkward_cfg(enc_kernel=kernel)
+    except ValueError:
+        return  # rejecting it up front would be fine too
+    out = build(cfg)(batch)
+    assert out.S["text"].shape == (3, 6, 12)

@@ -1,0 +1,89 @@
+"""The synthetic generator: MMSA structure, reproducible, planted structure, SIMS shape."""
+import pickle
+
+import numpy as np
+import pytest
+
+from mcihn.data import load_mmsa
+from mcihn.synthetic import make_synthetic, synthetic_data, write_synthetic
+
+SMALL = dict(splits={"train": 40, "valid": 10, "test": 12}, dims={"text": (6, 5), "audio": (9, 4), "vision": (4, 7)})
+
+
+def test_mmsa_structure_and_sizes():
+    d = make_synthetic("mosi", **SMALL)
+    for split, n in SMALL["splits"].items():
+        s = d[split]
+        assert s["text"].shape == (n, 6, 5) and s["audio"].shape == (n, 9, 4) and s["vision"].shape == (n, 4, 7)
+        assert s["text_bert"].shape == (n, 3, 6)
+        assert len(s["id"]) == n and len(s["audio_lengths"]) == n and s["regression_labels"].shape == (n,)
+        # padding beyond each length is exactly zero, as in MMSA
+        for m in ("audio", "vision"):
+            lengths = np.asarray(s[f"{m}_lengths"])
+            beyond = np.arange(s[m].shape[1])[None, :] >= lengths[:, None]
+            assert np.all(s[m][beyond] == 0) and np.all(lengths >= 1)
+    assert d["meta"]["synthetic"] is True
+
+
+def test_same_seed_same_data_different_seed_different():
+    a, b, c = make_synthetic(seed=5, **SMALL), make_synthetic(seed=5, **SMALL), make_synthetic(seed=6, **SMALL)
+    assert np.array_equal(a["train"]["audio"], b["train"]["audio"])
+    assert np.array_equal(a["test"]["regression_labels"], b["test"]["regression_labels"])
+    assert not np.array_equal(a["train"]["audio"], c["train"]["audio"])
+
+
+def test_labels_in_range_and_on_grid():
+    y = make_synthetic("mosi", splits={"train": 2000}, dims=SMALL["dims"])["train"]["regression_labels"]
+    assert y.min() >= -3 and y.max() <= 3
+    assert np.allclose(y * 5, np.round(y * 5), atol=1e-4)
+    assert (y == 0).any() and (y > 0).any() and (y < 0).any()  # ties at 0 occur (Non0 metrics need them)
+
+
+def test_sims_shape_has_unimodal_labels_and_range():
+    d = synthetic_data("sims", **SMALL)
+    assert d.dataset == "sims" and d.synthetic
+    tr = d["train"]
+    assert set(tr.unimodal_labels) == {"T", "A", "V"}
+    assert tr.labels.min() >= -1 and tr.labels.max() <= 1
+
+
+def test_label_depends_on_information_spread_across_modalities():
+    """In the generated data itself: every modality adds to a linear fit of pooled features, and
+    text x vision product features add more (the planted interaction no modality carries alone)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.metrics import r2_score
+
+    from mcihn.data import normalize
+    data, _ = normalize(synthetic_data("mosi", splits={"train": 1500, "valid": 10, "test": 1500}, dims=SMALL["dims"], seed=2),
+                        ("text", "audio", "vision"))
+
+    def pooled(split, m):
+        mask = split.mask(m)[..., None]
+        return (split.features[m] * mask).sum(1) / mask.sum(1)
+
+    def r2(feats):
+        Xtr, Xte = (np.concatenate([f(data[s]) for f in feats], 1) for s in ("train", "test"))
+        model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(Xtr, data["train"].labels)
+        return r2_score(data["test"].labels, model.predict(Xte))
+
+    t, a, v = (lambda s, m=m: pooled(s, m) for m in ("text", "audio", "vision"))
+    tv = lambda s: (pooled(s, "text")[:, :, None] * pooled(s, "vision")[:, None, :]).reshape(len(s), -1)  # noqa: E731
+    r_t, r_tv, r_tav, r_prod = r2([t]), r2([t, v]), r2([t, a, v]), r2([t, a, v, tv])
+    print(f"R2: text {r_t:.3f}, +vision {r_tv:.3f}, +audio {r_tav:.3f}, +text x vision {r_prod:.3f}")
+    assert r_t < r_tv - 0.03 < r_tav - 0.03, (r_t, r_tv, r_tav)
+    assert r_prod > r_tav + 0.15, (r_tav, r_prod)
+
+
+def test_write_then_load_roundtrip(tmp_path):
+    path = write_synthetic(tmp_path / "s.pkl", kind="mosi", seed=1, **SMALL)
+    data = load_mmsa(path)
+    ref = make_synthetic("mosi", seed=1, **SMALL)
+    assert data.synthetic and data.dataset == "mosi"
+    assert np.array_equal(data["valid"].labels, ref["valid"]["regression_labels"])
+    np.testing.assert_array_equal(data["train"].lengths["text"], ref["train"]["text_bert"][:, 1].sum(1))
+    assert not list(tmp_path.glob(".*tmp"))  # atomic write left no temporary file
+
+
+def test_bad_kind():
+    with pytest.raises(ValueError, match="kind"):
+        make_synthetic("mosei")
