@@ -57,7 +57,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.inp = nn.Linear(d_in, latent_dim)  # width D_m -> d
         self.pos = nn.Parameter(torch.zeros(t_in, latent_dim))  # learned positions, (T_m, d)
-        self.conv = nn.Conv1d(latent_dim, latent_dim, kernel, padding=kernel // 2)  # temporal context
+        self.conv = nn.Conv1d(latent_dim, latent_dim, kernel, padding=kernel // 2)  # odd kernel: keeps T_m
         self.norm = nn.LayerNorm(latent_dim)
         self.resample = QueryResampler(latent_len, latent_dim)  # time T_m -> L
         self.out = nn.Linear(latent_dim, latent_dim)

@@ -151,8 +151,12 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "m
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     from .data import DataFormatError
+    from .train import NonFiniteLossError
     try:
         return COMMANDS[a.command](a)
+    except NonFiniteLossError as e:
+        print(f"training stopped: {e}", file=sys.stderr)
+        return 3
     except (DataFormatError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

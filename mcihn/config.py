@@ -87,13 +87,15 @@ class MCIHNConfig:
     def __post_init__(self):
         self.modalities = parse_modalities(self.modalities)
         self.mmd_multipliers = tuple(float(x) for x in self.mmd_multipliers)
-        if self.latent_dim % self.heads:
-            raise ValueError(f"latent_dim={self.latent_dim} must be divisible by heads={self.heads}")
+        if self.enc_kernel % 2 == 0:
+            raise ValueError(f"enc_kernel must be odd so the temporal convolution keeps the length, got {self.enc_kernel}")
         if self.mmd_samples not in ("pooled", "tokens"):
             raise ValueError(f"mmd_samples must be 'pooled' or 'tokens', not {self.mmd_samples!r}")
         for name in ("latent_len", "latent_dim", "heads", "batch_size", "epochs", "enc_kernel", "disc_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.latent_dim % self.heads:
+            raise ValueError(f"latent_dim={self.latent_dim} must be divisible by heads={self.heads}")
 
     # ---- presets -------------------------------------------------------
     @classmethod

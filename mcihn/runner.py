@@ -35,28 +35,28 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     """Train and evaluate one seed. Returns {"seed", "best_epoch", "valid", "test", "history", ...}."""
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
-    if out_dir is not None and resume and (out_dir / "result.json").exists():
-        log(f"seed {seed}: finished earlier, read from {out_dir / 'result.json'}")
-        res = json.loads((out_dir / "result.json").read_text())
-        res["history"] = json.loads((out_dir / "history.json").read_text())
-        return res
     normed, normalizer = prepared or normalize(data, cfg.modalities)
     set_seed(seed)
     trainer = Trainer(cfg, data.dims, device=device, amp=amp, seed=seed)
     extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source,
              "normalizer": normalizer.state_dict()}
-    if out_dir is not None and resume and (out_dir / "last.pt").exists():
-        trainer.load_checkpoint(load_checkpoint_file(out_dir / "last.pt"))
-        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
+    last = out_dir / "last.pt" if out_dir is not None else None
+    if resume and last is not None and last.exists():
+        ck = load_checkpoint_file(last)
+        check_resumable(ck, cfg, data, last)
+        trainer.load_checkpoint(ck)
+        if trainer.finished and (out_dir / "result.json").exists():
+            log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
+            res = json.loads((out_dir / "result.json").read_text())
+            res["history"] = trainer.history
+            return res
+        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {last}")
     tensors = {s: normed[s].to_tensors(cfg.modalities) for s in ("train", "valid", "test")}
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
                 progress=progress, log=log)
-    if out_dir is not None and (out_dir / "best.pt").exists():  # the best epoch's weights, not the last
-        trainer.model.load_state_dict(load_checkpoint_file(out_dir / "best.pt")["model"])
-    elif out_dir is not None:
-        raise RuntimeError(f"{out_dir}: no best.pt was written (did training run any epoch?)")
+    trainer.restore_best(out_dir / "best.pt" if out_dir is not None else None)  # the best epoch, not the last
     res = {"seed": seed, "best_epoch": trainer.best_epoch, "epochs_run": trainer.epoch,
            "train_time_s": round(time.time() - t0, 2)}
     for split in ("valid", "test"):
@@ -67,6 +67,23 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     res["history"] = trainer.history
     res["model"] = trainer.model
     return res
+
+
+#: Config fields that may change between a run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
+
+
+def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, path) -> None:
+    """Refuse to resume a checkpoint trained with another model/training config or other input sizes."""
+    old, new = ck["config"], cfg.to_dict()
+    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    if diff:
+        raise ValueError(f"{path}: cannot resume: the run was made with a different config ("
+                         + ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in diff)
+                         + "); use another --out or the same settings")
+    dims = {m: list(v) for m, v in data.dims.items() if m in cfg.modalities}
+    if {m: list(v) for m, v in ck["dims"].items()} != dims:
+        raise ValueError(f"{path}: cannot resume: it was trained on input sizes {ck['dims']}, the data has {dims}")
 
 
 def summarize(per_seed: list, split: str = "test") -> tuple[dict, dict]:

@@ -82,6 +82,7 @@ class Trainer:
         self.shuffle = torch.Generator().manual_seed(seed)
         self.epoch, self.history = 0, []
         self.best_val, self.best_epoch, self.bad_epochs = float("inf"), 0, 0
+        self.best_state = None  # weights of the best validation epoch, in memory
 
     def autocast(self):
         if self.amp:
@@ -169,7 +170,7 @@ class Trainer:
 
         out_dir = Path(out_dir) if out_dir is not None else None
         n_batches = -(-len(train["label"]) // self.cfg.batch_size)
-        while self.epoch < self.cfg.epochs and self.bad_epochs < self.cfg.patience:
+        while not self.finished:
             epoch, t0 = self.epoch + 1, time.time()
             sums: dict = {}
             bar = tqdm(iterate_batches(train, self.cfg.batch_size, self.shuffle), total=n_batches,
@@ -186,6 +187,7 @@ class Trainer:
             improved = record["valid"]["loss_mul"] < self.best_val - 1e-6
             if improved:
                 self.best_val, self.best_epoch, self.bad_epochs = record["valid"]["loss_mul"], epoch, 0
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:
                 self.bad_epochs += 1
             log(f"epoch {epoch:3d}  " + "  ".join(f"{k} {v:.4f}" for k, v in record["train"].items())
@@ -196,6 +198,20 @@ class Trainer:
                 atomic_torch_save(self.checkpoint(extra_state, full=True), out_dir / "last.pt")
                 atomic_write_json(out_dir / "history.json", self.history)
         return self.history
+
+    @property
+    def finished(self) -> bool:
+        """True when the epoch budget is spent or early stopping has triggered."""
+        return self.epoch >= self.cfg.epochs or self.bad_epochs >= self.cfg.patience
+
+    def restore_best(self, best_file=None) -> None:
+        """Load the best validation epoch's weights: from memory, else from ``best_file`` (after a resume)."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        elif best_file is not None and Path(best_file).exists():
+            self.model.load_state_dict(load_checkpoint_file(best_file)["model"])
+        else:
+            raise RuntimeError("no best epoch to restore: training ran no epoch")
 
     # ---- checkpoints (plain types and tensors only: torch.load(weights_only=True) works) ----
     def checkpoint(self, extra_state: dict | None = None, full: bool = True) -> dict:

@@ -30,7 +30,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device (use --device auto or cpu)")
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device (use --device auto or cpu)")
     return torch.device(name)
 
 

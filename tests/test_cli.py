@@ -1,0 +1,167 @@
+"""Tests for the command line (mcihn.cli.main), run in-process on a small synthetic pickle."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from conftest import SMALL_DIMS, SMALL_SPLITS
+from mcihn.cli import main
+from mcihn.data import load_mmsa
+from mcihn.metrics import METRIC_KEYS
+from mcihn.synthetic import MOSI_SPLITS, write_synthetic
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+MOSI_KEYS = set(METRIC_KEYS["mosi"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small pickle and one `train` run of two seeds into run/ (shared by the tests below)."""
+    tmp = tmp_path_factory.mktemp("cli")
+    data = tmp / "x.pkl"
+    write_synthetic(data, splits=dict(SMALL_SPLITS), dims=dict(SMALL_DIMS), seed=1)
+    out = tmp / "run"
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = main(["train", "--data", str(data), "--preset", "tiny", "--epochs", "2", "--seeds", "1", "2",
+                   "--out", str(out), "--quiet"])
+    finally:
+        torch.set_num_threads(old)
+    return rc, data, out
+
+
+def test_train_returns_0_and_writes_results(trained):
+    rc, data, out = trained
+    assert rc == 0
+    res = json.loads((out / "results.json").read_text())
+    for key in ("dataset", "config", "per_seed", "mean", "std"):
+        assert key in res
+    assert res["dataset"] == "mosi" and res["synthetic"] is True
+    assert res["config"]["preset"] == "tiny" and res["config"]["epochs"] == 2
+    assert [r["seed"] for r in res["per_seed"]] == [1, 2]
+    for r in res["per_seed"]:
+        assert {"seed", "best_epoch", "valid", "test"} <= set(r) and r["best_epoch"] in (1, 2)
+        assert set(r["test"]) == MOSI_KEYS
+        for f in ("best.pt", "last.pt", "history.json", "result.json"):
+            assert (out / f"seed_{r['seed']}" / f).exists()
+    assert set(res["mean"]) == set(res["std"]) == MOSI_KEYS
+
+
+def test_second_train_into_the_same_out_refuses_without_resume(trained, capsys):
+    rc0, data, out = trained
+    before = (out / "results.json").read_bytes()
+    rc = main(["train", "--data", str(data), "--preset", "tiny", "--epochs", "2", "--seeds", "1", "2",
+               "--out", str(out), "--quiet"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert str(out) in err and "--resume" in err
+    assert (out / "results.json").read_bytes() == before
+
+
+def test_train_resume_of_a_finished_run_does_not_retrain(trained, capsys):
+    _, data, out = trained
+    last = {s: (out / f"seed_{s}" / "last.pt").read_bytes() for s in (1, 2)}
+    old = json.loads((out / "results.json").read_text())
+    rc = main(["train", "--data", str(data), "--preset", "tiny", "--epochs", "2", "--seeds", "1", "2",
+               "--out", str(out), "--quiet", "--resume"])
+    assert rc == 0
+    assert "finished earlier" in capsys.readouterr().out
+    assert {s: (out / f"seed_{s}" / "last.pt").read_bytes() for s in (1, 2)} == last
+    assert json.loads((out / "results.json").read_text())["per_seed"] == old["per_seed"]
+
+
+@pytest.mark.parametrize("split", ["test", "valid"])
+def test_evaluate_reproduces_the_training_metrics(trained, split, capsys):
+    _, data, out = trained
+    ck = out / "seed_1" / "best.pt"
+    rc = main(["evaluate", "--checkpoint", str(ck), "--data", str(data), "--split", split])
+    assert rc == 0
+    written = out / "seed_1" / f"eval_x_{split}.json"
+    assert str(written) in capsys.readouterr().out
+    ev = json.loads(written.read_text())
+    assert ev["split"] == split and ev["checkpoint"] == str(ck)
+    seed1 = json.loads((out / "results.json").read_text())["per_seed"][0]
+    assert set(ev["metrics"]) == set(seed1[split]) == MOSI_KEYS
+    assert ev["metrics"] == seed1[split]  # same weights, same normaliser, same data
+
+
+def test_evaluate_out_option(trained, tmp_path):
+    _, data, out = trained
+    target = tmp_path / "sub" / "m.json"
+    assert main(["evaluate", "--checkpoint", str(out / "seed_2" / "best.pt"), "--data", str(data),
+                 "--out", str(target)]) == 0
+    assert set(json.loads(target.read_text())["metrics"]) == MOSI_KEYS
+
+
+@pytest.mark.parametrize("content", [b"this is not a pickle", None], ids=["garbage", "truncated"])
+def test_corrupt_data_file_returns_2_and_names_it(trained, content, tmp_path, capsys):
+    _, data, out = trained
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(content if content is not None else data.read_bytes()[:2000])
+    rc = main(["train", "--data", str(bad), "--preset", "tiny", "--epochs", "1", "--seeds", "1",
+               "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(bad) in err
+    assert not (tmp_path / "r" / "results.json").exists()
+    rc = main(["evaluate", "--checkpoint", str(out / "seed_1" / "best.pt"), "--data", str(bad)])
+    assert rc == 2
+    assert str(bad) in capsys.readouterr().err
+
+
+def test_missing_data_file_returns_2(tmp_path, capsys):
+    missing = tmp_path / "nope.pkl"
+    rc = main(["train", "--data", str(missing), "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 2 and "nope.pkl" in capsys.readouterr().err
+
+
+def test_evaluate_on_data_with_other_sizes_returns_2(trained, tmp_path, capsys):
+    _, _, out = trained
+    other = tmp_path / "other.pkl"
+    write_synthetic(other, splits={"train": 4, "valid": 2, "test": 3}, dims={**SMALL_DIMS, "audio": (7, 4)})
+    rc = main(["evaluate", "--checkpoint", str(out / "seed_1" / "best.pt"), "--data", str(other)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "audio" in err and "(7, 4)" in err
+
+
+def test_bad_modalities_returns_2(trained, tmp_path, capsys):
+    _, data, _ = trained
+    rc = main(["train", "--data", str(data), "--modalities", "tx", "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 2 and "modalities" in capsys.readouterr().err
+
+
+def test_train_needs_out():
+    with pytest.raises(SystemExit) as exc:
+        main(["train"])
+    assert exc.value.code == 2
+
+
+def test_make_synthetic_writes_a_mosi_shaped_pickle(tmp_path, capsys):
+    path = tmp_path / "s" / "x.pkl"
+    assert main(["make-synthetic", "--out", str(path), "--seed", "3"]) == 0
+    assert "SYNTHETIC" in capsys.readouterr().out
+    data = load_mmsa(path)
+    assert data.dataset == "mosi" and data.synthetic
+    assert {s: len(data[s]) for s in data.splits} == MOSI_SPLITS
+    with open(path, "rb") as f:
+        assert pickle.load(f)["meta"]["seed"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("MCIHN_SLOW") != "1", reason="set MCIHN_SLOW=1 to run")
+def test_train_on_the_embedded_synthetic_default(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--epochs", "1", "--seeds", "1", "--out", str(out), "--quiet"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "SYNTHETIC" in printed
+    res = json.loads((out / "results.json").read_text())
+    assert res["synthetic"] is True and res["config"]["preset"] == "tiny"
+    assert set(res["per_seed"][0]["test"]) == MOSI_KEYS
