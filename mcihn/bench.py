@@ -65,13 +65,14 @@ def matmul_flops_per_s(device, dtype=torch.float32, n: int = 2048, seconds: floa
 
 
 def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps: int = 10, warmup: int = 3,
-              amp: bool = False, threads: int | None = None, dims: dict | None = None, log=print) -> dict:
+              amp: bool = False, threads: int | None = None, dims: dict | None = None, mmd_samples: str = "pooled",
+              log=print) -> dict:
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device) if isinstance(device, str) else device
     dims = dims or PAPER_DIMS
     set_seed(0, deterministic=False)
-    cfg = MCIHNConfig.from_preset(preset, batch_size=batch_size)
+    cfg = MCIHNConfig.from_preset(preset, batch_size=batch_size, mmd_samples=mmd_samples)
     trainer = Trainer(cfg, dims, device=device, amp=amp)
     batch = random_batch(dims, batch_size, device)
     trainer.model.train()
@@ -98,14 +99,15 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
         where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
     res = {
         "device": str(device), "device_name": where, "preset": preset, "batch_size": batch_size,
-        "dims": {m: list(v) for m, v in dims.items()}, "amp": trainer.amp, "steps": steps,
+        "dims": {m: list(v) for m, v in dims.items()}, "amp": trainer.amp, "steps": steps, "mmd_samples": mmd_samples,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "step_ms": step_s * 1e3, "samples_per_s": batch_size / step_s,
         "model_gflop_per_step": flops / 1e9, "model_gflop_per_s": flops / step_s / 1e9,
         "matmul_gflop_per_s": ref / 1e9, "mfu": flops / step_s / ref,
         "peak_memory_mb": peak_mb, "torch": torch.__version__, "python": sys.version.split()[0],
     }
-    log(f"MCIHN training benchmark ({preset} preset, batch {batch_size}, all four phases of Algorithm 1)")
+    log(f"MCIHN training benchmark ({preset} preset, batch {batch_size}, all four phases of Algorithm 1, "
+        f"MMD on {mmd_samples} samples)")
     log(f"  device          {res['device']} ({where}){'  bf16 autocast' if trainer.amp else ''}")
     log(f"  inputs          " + ", ".join(f"{m} {T}x{D}" for m, (T, D) in dims.items()))
     log(f"  parameters      {res['parameters'] / 1e6:.2f} M")

@@ -28,6 +28,10 @@ def _add_train(sub):
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     p.add_argument("--mmd-weight", type=float, help="lambda in L = L_Mul + lambda L_Adp")
+    p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
+                   help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
+    p.add_argument("--adv-lr-scale", type=float,
+                   help="learning-rate factor of the discriminator and generator phases (default 1: the paper's)")
     p.add_argument("--lr", type=float)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
@@ -57,7 +61,8 @@ def cmd_train(a) -> int:
         print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/synthetic.py), not CMU-MOSI or CH-SIMS. "
               "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
     overrides = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, mmd_weight=a.mmd_weight, lr=a.lr,
-                                        batch_size=a.batch_size).items() if v is not None}
+                                        batch_size=a.batch_size, mmd_samples=a.mmd_samples,
+                                        adv_lr_scale=a.adv_lr_scale).items() if v is not None}
     cfg = MCIHNConfig.from_preset(preset, modalities=parse_modalities(a.modalities), use_aae=not a.no_aae,
                                   use_cgmm=not a.no_cgmm, **overrides)
     out = Path(a.out)
@@ -101,7 +106,7 @@ def cmd_bench(a) -> int:
     from .bench import run_bench
 
     res = run_bench(preset=a.preset, device=a.device, batch_size=a.batch_size, steps=a.steps,
-                    amp=a.amp, threads=a.threads)
+                    amp=a.amp, threads=a.threads, mmd_samples=a.mmd_samples)
     if a.out:
         from .utils import atomic_write_json
         atomic_write_json(a.out, res)
@@ -135,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="timed training steps (after warm-up)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--amp", action="store_true")
+    p.add_argument("--mmd-samples", default="pooled", choices=["pooled", "tokens"])
     p.add_argument("--out", help="also write the figures as JSON")
     p = sub.add_parser("make-synthetic", help="write the synthetic dataset as an MMSA-format pickle")
     p.add_argument("--out", required=True)

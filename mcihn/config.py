@@ -60,7 +60,10 @@ class MCIHNConfig:
         use_cgmm: False = MCIHN-2 (pair features are plain means, no MMD term).
     Training (Algorithm 1, Sec. 4.3)
         lr, batch_size, epochs (max), patience (early stopping on validation MAE),
-        adv_weight scales the generator loss, grad_clip (None = off).
+        adv_weight scales the generator loss; adv_lr_scale multiplies the learning rate of the
+        discriminator and generator phases (Adam makes each phase's step about lr long whatever
+        the loss scale, so this, not adv_weight, sets how hard the prior pulls on the encoders);
+        grad_clip (None = off).
     """
 
     latent_len: int = 32
@@ -80,6 +83,7 @@ class MCIHNConfig:
     epochs: int = 40
     patience: int = 8
     adv_weight: float = 1.0
+    adv_lr_scale: float = 1.0
     grad_clip: float | None = 5.0
     preset: str = "paper"
     notes: dict = field(default_factory=dict)

@@ -71,12 +71,14 @@ class Trainer:
     def __init__(self, cfg: MCIHNConfig, dims: dict, device="cpu", amp: bool = False, seed: int = 0):
         self.cfg, self.device = cfg, torch.device(device)
         self.model = MCIHN(cfg, dims).to(self.device)
-        adam = lambda params: torch.optim.Adam(params, lr=cfg.lr, foreach=True)  # noqa: E731  (foreach: one fused loop, also on CPU)
+        def adam(params, lr=cfg.lr):
+            return torch.optim.Adam(params, lr=lr, foreach=True)  # foreach: one fused loop, also on CPU
+
         self.opt = {"main": adam(self.model.main_parameters())}
         if cfg.use_aae:
             self.opt["rec"] = adam(self.model.encoder_parameters() + self.model.decoder_parameters())
-            self.opt["disc"] = adam(self.model.discriminator_parameters())
-            self.opt["gen"] = adam(self.model.encoder_parameters())
+            self.opt["disc"] = adam(self.model.discriminator_parameters(), cfg.lr * cfg.adv_lr_scale)
+            self.opt["gen"] = adam(self.model.encoder_parameters(), cfg.lr * cfg.adv_lr_scale)
         # bf16 autocast on CUDA needs no gradient scaler.
         self.amp = bool(amp) and self.device.type == "cuda"
         self.shuffle = torch.Generator().manual_seed(seed)

@@ -385,3 +385,11 @@ def test_early_stopping_without_out_dir_reports_the_best_epoch(small_data, small
     res = run_seed(small_data, cfg, 1, out_dir=None, device="cpu", **quiet)
     assert res["best_epoch"] < res["epochs_run"]
     assert res["valid"] == metrics_only(res["history"][res["best_epoch"] - 1]["valid"])
+
+
+def test_adv_lr_scale_sets_only_the_adversarial_learning_rates():
+    from mcihn.synthetic import DEFAULT_DIMS
+    cfg = MCIHNConfig.tiny(adv_lr_scale=0.1)
+    tr = Trainer(cfg, DEFAULT_DIMS)
+    lrs = {k: o.param_groups[0]["lr"] for k, o in tr.opt.items()}
+    assert lrs == pytest.approx({"main": cfg.lr, "rec": cfg.lr, "disc": 0.1 * cfg.lr, "gen": 0.1 * cfg.lr})
