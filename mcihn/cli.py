@@ -17,8 +17,8 @@ from .config import MCIHNConfig, parse_modalities
 
 def _add_train(sub):
     p = sub.add_parser("train", help="train MCIHN over several seeds and write DIR/results.json")
-    p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or one made by "
-                                   "'mcihn extract'); without it, an embedded SYNTHETIC dataset is used")
+    p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or "
+                                   "any file of that structure); without it, an embedded SYNTHETIC dataset is used")
     p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
     p.add_argument("--modalities", default="tav", help="non-empty subset of t (text), a (audio), v (vision)")
     p.add_argument("--no-aae", action="store_true", help="ablation MCIHN-1: no adversarial autoencoders")
@@ -45,6 +45,11 @@ def _add_train(sub):
 def cmd_train(a) -> int:
     from .metrics import format_table
     from .runner import DEFAULT_SEEDS, run_experiment
+    from .utils import resolve_device
+
+    device = resolve_device(a.device)  # fail before loading data or training
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise ValueError(f"--out {a.out}: exists and is not a folder")
 
     if a.data:
         from .data import load_mmsa
@@ -73,7 +78,7 @@ def cmd_train(a) -> int:
     print(f"model: {cfg.variant}, preset {cfg.preset} (L={cfg.latent_len}, d={cfg.latent_dim}, heads={cfg.heads}), "
           f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
     seeds = a.seeds or list(DEFAULT_SEEDS)
-    res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=a.device, amp=a.amp, resume=a.resume,
+    res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
                          progress=not a.quiet)
     rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
     rows[f"{cfg.variant} mean"] = res["mean"]
@@ -163,7 +168,7 @@ def main(argv=None) -> int:
     except NonFiniteLossError as e:
         print(f"training stopped: {e}", file=sys.stderr)
         return 3
-    except (DataFormatError, FileNotFoundError, ValueError) as e:
+    except (DataFormatError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

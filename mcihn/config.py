@@ -95,7 +95,14 @@ class MCIHNConfig:
             raise ValueError(f"enc_kernel must be odd so the temporal convolution keeps the length, got {self.enc_kernel}")
         if self.mmd_samples not in ("pooled", "tokens"):
             raise ValueError(f"mmd_samples must be 'pooled' or 'tokens', not {self.mmd_samples!r}")
-        for name in ("latent_len", "latent_dim", "heads", "batch_size", "epochs", "enc_kernel", "disc_hidden"):
+        for name in ("mmd_weight", "adv_weight", "adv_lr_scale", "dropout"):
+            value = getattr(self, name)
+            if not (value >= 0 and value < float("inf")):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.dropout >= 1:
+            raise ValueError(f"dropout must be < 1, got {self.dropout}")
+        for name in ("latent_len", "latent_dim", "heads", "batch_size", "epochs", "patience", "enc_kernel",
+                     "disc_hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.latent_dim % self.heads:

@@ -207,6 +207,9 @@ def _check_lengths(ctx: _Ctx, fld: str, x: np.ndarray, T: int) -> np.ndarray:
 
 def _check_labels(ctx: _Ctx, fld: str, value, n: int, dataset: str) -> np.ndarray:
     """(N,) finite labels inside LABEL_RANGE[dataset] (+- LABEL_TOL) -> float32."""
+    arr = np.asarray(value)
+    if arr.ndim == 2 and arr.shape[1] == 1:  # (N, 1) is valid MMSA too (its loader reshapes to (N,))
+        value = arr.reshape(-1)
     y = _numeric(ctx, fld, value, 1, n).astype(np.float32)
     i = _first(~np.isfinite(y))
     if i is not None:
@@ -230,6 +233,8 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
         raise ctx.error("id", f"expected a 1-D list of ids, got shape {ids.shape}")
     ctx.ids = ids = [str(s) for s in ids]
     n = len(ids)
+    if n == 0:
+        raise ctx.error("id", "the split has 0 samples")
 
     features, lengths = {}, {}
     for m in MODALITIES:
@@ -304,6 +309,10 @@ def _from_dict(obj, source: str, dataset: str | None, copy: bool) -> MultimodalD
             got, want = splits[s].features[m].shape[1:], splits["train"].features[m].shape[1:]
             if got != want:
                 raise DataFormatError(f"{source}: split '{s}', field '{m}': (T, D) = {got} differs from train's {want}")
+    for m in MODALITIES:  # normalisation statistics need at least one real time step in train
+        if not splits["train"].lengths[m].any():
+            raise DataFormatError(f"{source}: split 'train', field '{m}' lengths: every sample has length 0 "
+                                  f"(no real {m} time step to learn from)")
     return MultimodalData(splits, dataset, source, bool(meta.get("synthetic", False)), dict(meta))
 
 

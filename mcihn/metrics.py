@@ -36,7 +36,9 @@ Subtleties kept on purpose:
 * rounding: MMSA rounds MOSI values with ``round(x, 4)`` and leaves SIMS unrounded. On a
   NumPy scalar (MMSA's Mult_acc_*, MAE, Corr) ``round`` is NumPy's: scale by 10**4, round half
   to even, scale back, in the scalar's own dtype, so 0.30625 -> 0.3062 and 0.14375 -> 0.1438,
-  where Python's correctly rounded ``round`` on a float gives 0.3063 and 0.1437. The sklearn
+  where Python's correctly rounded ``round`` on a float gives 0.3063 and 0.1437. MMSA casts the
+  MAE to float64 before rounding (``np.mean(...).astype(np.float64)``), so a float32 MAE is
+  rounded in float64; Mult_acc_* are float64 anyway; Corr keeps the input dtype. The sklearn
   values (Has0/Non0 accuracy and F1) are Python floats and get Python's rounding. We keep the
   same scalar types so the digits match MMSA, then return clean Python floats
   (float32 0.1234 is returned as 0.1234, not 0.12340000271...).
@@ -119,7 +121,7 @@ def _mosi(p: np.ndarray, y: np.ndarray) -> dict:
     for key, bound in (("Mult_acc_5", 2.0), ("Mult_acc_7", 3.0)):
         out[key] = _accuracy(np.round(np.clip(p, -bound, bound)),
                              np.round(np.clip(y, -bound, bound)))
-    out["MAE"] = np.mean(np.abs(p - y))  # NumPy scalar in the input dtype
+    out["MAE"] = np.mean(np.abs(p - y)).astype(np.float64)  # MMSA widens to float64 before round(x, 4)
     out["Corr"] = _pearson(p, y)
     return out
 
@@ -138,7 +140,7 @@ def _sims(p: np.ndarray, y: np.ndarray) -> dict:
     out = {key: _accuracy(_sims_class(p, e), _sims_class(y, e)) for key, e in _SIMS_EDGES.items()}
     edges2 = _SIMS_EDGES["Mult_acc_2"]
     out["F1_score"] = _weighted_f1(_sims_class(y, edges2), _sims_class(p, edges2))
-    out["MAE"] = np.mean(np.abs(p - y))
+    out["MAE"] = np.mean(np.abs(p - y)).astype(np.float64)
     out["Corr"] = _pearson(p, y)
     return out
 

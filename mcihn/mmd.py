@@ -9,8 +9,11 @@ which is >= 0, symmetric, and 0 when the two samples coincide. As in the paper's
 reference [5] (and DAN), the kernel is a *multi-kernel* Gaussian: the mean of
 exp(-||x - y||^2 / (c * sigma^2)) over several multipliers c, with sigma^2 the
 median pairwise squared distance of the pooled sample (no gradient through it).
-Tying the bandwidth to the median makes the loss invariant to a rescaling of the
-features, so the shared layer xi cannot lower it by shrinking its output.
+Tying the bandwidth to the median makes the loss invariant to a uniform rescaling
+of the features, so the shared layer xi cannot lower it just by shrinking its
+output. It can still lower it by dropping the directions in which the two
+samples differ (xi gets gradients from L_Adp only): watch its singular values,
+or the MMD of the raw codes, when you study the alignment.
 
 Eq. 12: h^2(core m) = MMD^2(xi(S^m), xi(F^{o1 o2})) with xi one shared linear layer.
 Eq. 14: L_Adp = sum over the core modalities. With two modalities (m, n), the pair
@@ -45,7 +48,7 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, multipliers=(0.25, 0.5, 1.0, 2.0, 4.0
     z = torch.cat([x, y], dim=0)  # (n + m, k)
     sigma2 = median_bandwidth(z)
     d = pairwise_sq_dists(z, z)  # (n + m, n + m)
-    K = sum(torch.exp(-d / (c * sigma2)) for c in multipliers) / len(multipliers)
+    K = sum(torch.exp(-d / (c * sigma2)) for c in multipliers) / len(multipliers)  # (n + m, n + m)
     n = x.shape[0]
     return K[:n, :n].mean() + K[n:, n:].mean() - 2.0 * K[:n, n:].mean()
 
@@ -67,6 +70,10 @@ class FeatureAdaptiveMMD(nn.Module):
 
     def forward(self, S: dict, F: dict) -> tuple[torch.Tensor, dict]:
         """S: modality -> (B, L, d); F: pair key -> (B, L, d). Returns (L_Adp, {term name: h^2})."""
+        if self.samples == "pooled" and next(iter(S.values())).shape[0] < 2:
+            # One utterance per side carries no information (with the median bandwidth the estimate
+            # is a constant), so a batch of size 1 adds nothing to L_Adp.
+            return next(self.parameters()).new_zeros(()), {}
         xi = lambda t: self.xi(as_samples(t, self.samples))  # noqa: E731  (B or B*L, d)
         terms = {}
         if len(self.modalities) == 3:

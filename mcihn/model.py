@@ -81,6 +81,12 @@ class MCIHN(nn.Module):
         return {m: self.aae[m].encoder(batch[m], batch.get(m + "_mask")) for m in self.modalities}
 
     def forward(self, batch: dict, reconstruct: bool = False) -> MCIHNOutput:
+        """batch: m -> (B, T_m, D_m), m + "_mask" -> (B, T_m) bool, for each active modality m.
+
+        Returns an MCIHNOutput: pred (B,), S m -> (B, L, d), X_hat m -> (B, T_m, D_m) when
+        ``reconstruct`` (AAE only), alpha m -> (B, L, L), A m -> (B, L, d), G / F pair -> (B, L, d),
+        fused / ffm_attention "v-ta" -> (B, L, d) / (B, h, L, L), mmd_terms and loss_adp (scalars).
+        """
         S = self.encode(batch)  # Alg. 1 line 9
         out = MCIHNOutput(pred=None, S=S)
         if reconstruct and self.cfg.use_aae:  # Alg. 1 line 10

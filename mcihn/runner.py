@@ -44,6 +44,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     if resume and last is not None and last.exists():
         ck = load_checkpoint_file(last)
         check_resumable(ck, cfg, data, last)
+        if not same_normalizer(ck["normalizer"], normalizer.state_dict()):  # a cheap fingerprint of the train split
+            raise ValueError(f"{last}: cannot resume: the training split differs from the one the run started on "
+                             f"(its feature statistics changed); use another --out")
         trainer.load_checkpoint(ck)
         if trainer.finished and (out_dir / "result.json").exists():
             log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
@@ -81,9 +84,19 @@ def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, path) -> N
         raise ValueError(f"{path}: cannot resume: the run was made with a different config ("
                          + ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in diff)
                          + "); use another --out or the same settings")
+    if ck.get("dataset") != data.dataset:
+        raise ValueError(f"{path}: cannot resume: the run was on dataset {ck.get('dataset')!r}, now {data.dataset!r}")
     dims = {m: list(v) for m, v in data.dims.items() if m in cfg.modalities}
     if {m: list(v) for m, v in ck["dims"].items()} != dims:
         raise ValueError(f"{path}: cannot resume: it was trained on input sizes {ck['dims']}, the data has {dims}")
+
+
+def same_normalizer(a: dict, b: dict) -> bool:
+    """True when two Normalizer state dicts hold the same statistics (same training features)."""
+    import torch
+
+    return a.keys() == b.keys() and all(
+        torch.allclose(a[m][k].float(), b[m][k].float(), rtol=1e-5, atol=1e-6) for m in a for k in ("mean", "std"))
 
 
 def summarize(per_seed: list, split: str = "test") -> tuple[dict, dict]:

@@ -248,7 +248,12 @@ class Trainer:
 
 def load_checkpoint_file(path) -> dict:
     """torch.load with weights_only=True (no code runs), and a clear error for other files."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # not a torch file, truncated, or holding code (refused by weights_only)
+        raise ValueError(f"{path}: not a readable MCIHN checkpoint ({type(e).__name__}: {str(e)[:200]})") from e
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: not an MCIHN checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     return ck

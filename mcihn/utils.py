@@ -31,7 +31,10 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but torch sees no CUDA device (use --device auto or cpu)")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"--device {name!r} is not a device torch knows (use auto, cpu, cuda or cuda:N)") from e
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

@@ -165,3 +165,43 @@ def test_train_on_the_embedded_synthetic_default(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["synthetic"] is True and res["config"]["preset"] == "tiny"
     assert set(res["per_seed"][0]["test"]) == MOSI_KEYS
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--patience", "0"], "patience must be >= 1"),
+    (["--device", "foo"], "--device 'foo'"),
+    (["--mmd-weight", "-1"], "mmd_weight must be a finite number >= 0"),
+])
+def test_bad_training_options_return_2_before_training(trained, tmp_path, capsys, extra, message):
+    _, data, _ = trained
+    rc = main(["train", "--data", str(data), "--preset", "tiny", "--seeds", "1", "--out", str(tmp_path / "r"),
+               "--quiet", *extra])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+def test_out_that_is_a_file_returns_2(trained, tmp_path, capsys):
+    _, data, _ = trained
+    (tmp_path / "f").write_text("x")
+    rc = main(["train", "--data", str(data), "--preset", "tiny", "--seeds", "1", "--out", str(tmp_path / "f")])
+    assert rc == 2 and "not a folder" in capsys.readouterr().err
+
+
+def test_evaluate_junk_checkpoint_returns_2(trained, tmp_path, capsys):
+    _, data, _ = trained
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert main(["evaluate", "--checkpoint", str(junk), "--data", str(data)]) == 2
+    assert "junk.pt: not a readable MCIHN checkpoint" in capsys.readouterr().err
+
+
+def test_resume_on_other_training_data_is_refused(trained, tmp_path, capsys):
+    _, data, out = trained
+    other = tmp_path / "other.pkl"
+    write_synthetic(other, splits=dict(SMALL_SPLITS), dims=dict(SMALL_DIMS), seed=99)  # same sizes, other values
+    import shutil
+    shutil.copytree(out, tmp_path / "run")
+    rc = main(["train", "--data", str(other), "--preset", "tiny", "--epochs", "3", "--seeds", "1", "2",
+               "--out", str(tmp_path / "run"), "--quiet", "--resume"])
+    assert rc == 2 and "training split differs" in capsys.readouterr().err

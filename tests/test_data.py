@@ -182,7 +182,7 @@ BAD = {
     "missing unimodal label": (_delete("test", "regression_labels_A"), True, "test", "regression_labels_A", None),
     "N differs": (_set("train", "vision", lambda x: x[:-1]), False, "train", "vision", None),
     "features 2-D": (_set("valid", "text", lambda x: x[:, :, 0]), False, "valid", "text", None),
-    "labels 2-D": (_set("test", "regression_labels", lambda x: x[:, None]), False, "test", "regression_labels", None),
+    "labels 2-D": (_set("test", "regression_labels", lambda x: np.stack([x, x], 1)), False, "test", "regression_labels", None),
     "lengths 2-D": (_set("train", "vision_lengths", lambda x: x[:, None]), False, "train", "vision_lengths", None),
     "text_bert 2 rows": (_set("valid", "text_bert", lambda x: x[:, :2]), False, "valid", "text_bert", None),
     "D differs": (_set("valid", "audio", lambda x: x[:, :, :-1]), False, "valid", "audio", None),
@@ -359,3 +359,25 @@ def test_normalize_uses_train_only_and_state_dict_round_trip(tmp_path):
     again = back.transform(data["test"])
     for m in ("text", "audio", "vision"):
         np.testing.assert_array_equal(again.features[m], out["test"].features[m])
+
+
+def test_empty_split_is_refused_with_its_name():
+    raw = make_mmsa()
+    raw["valid"] = {k: v[:0] for k, v in raw["valid"].items()}  # every field with 0 samples
+    with pytest.raises(DataFormatError, match=r"split 'valid'.*0 samples"):
+        from_mmsa_dict(raw, "mem.pkl")
+
+
+def test_labels_of_shape_n_by_1_are_read_as_n():
+    raw = make_mmsa()
+    raw["test"]["regression_labels"] = raw["test"]["regression_labels"][:, None]
+    data = from_mmsa_dict(raw, "mem.pkl")
+    assert data["test"].labels.shape == (SIZES["test"],)
+    np.testing.assert_array_equal(data["test"].labels, raw["test"]["regression_labels"][:, 0])
+
+
+def test_train_modality_without_any_real_time_step_is_refused():
+    raw = make_mmsa()
+    raw["train"]["vision_lengths"] = np.zeros(SIZES["train"], dtype=np.int64)
+    with pytest.raises(DataFormatError, match=r"split 'train', field 'vision' lengths: every sample has length 0"):
+        from_mmsa_dict(raw, "mem.pkl")

@@ -58,10 +58,10 @@ def test_mosi_rounding_follows_mmsa_scalar_types():
     out = evaluate([-1.0] * 160, [-1.0] * 49 + [1.0] * 111, "mosi")
     assert out["Has0_acc_2"] == 0.3063 and out["Mult_acc_7"] == 0.3062
     assert evaluate([0.0] * 160, [0.0] * 23 + [2.0] * 137, "mosi")["Mult_acc_7"] == 0.1438  # 1437.5
-    # float32 MAE is rounded in float32: float32(2.31725) = 2.3172500133..., Python would give
-    # 2.3173, but 2.31725001 * 1e4 is 23172.5 in float32 (spacing 2**-9) -> half to even -> 2.3172.
+    # MMSA widens the MAE to float64 before rounding: float32(2.31725) = 2.3172500133... in
+    # float64 rounds to 2.3173 (rounding in float32 arithmetic would have given 2.3172).
     mae32 = evaluate(np.array([2.31725], np.float32), np.array([0.0], np.float32), "mosi")["MAE"]
-    assert mae32 == 2.3172 and repr(mae32) == "2.3172"
+    assert mae32 == 2.3173 and repr(mae32) == "2.3173"
 
 
 def test_mosi_round_half_to_even():
@@ -288,3 +288,10 @@ def test_random_against_loop_reference(seed):
     assert (t == 0.1).sum() > 5 and (p == -0.7).sum() > 5
     for k in METRIC_KEYS["sims"]:
         assert got[k] == pytest.approx(want[k], abs=1e-12), k
+
+
+def test_mosi_mae_is_widened_to_float64_before_rounding():
+    # float32 mean 5.92565012 rounds to 5.9256 in float32 arithmetic, but MMSA casts to
+    # float64 first (np.mean(...).astype(np.float64)), and float64(5.92565012...) rounds to 5.9257.
+    out = evaluate(np.float32([-2.92565012]), np.float32([3.0]), "mosi")
+    assert out["MAE"] == 5.9257

@@ -173,3 +173,15 @@ def test_feature_adaptive_mmd_gradients_reach_xi_and_codes():
     assert loss.xi.weight.grad.abs().max() > 0
     for t in list(S.values()) + list(F.values()):
         assert t.grad is not None and t.grad.abs().max() > 0
+
+
+def test_pooled_mmd_loss_of_a_single_utterance_batch_is_zero():
+    mods = ("text", "audio", "vision")
+    loss = FeatureAdaptiveMMD(mods, d=4)
+    S = {m: torch.randn(1, 3, 4) for m in mods}
+    F = {k: torch.randn(1, 3, 4) for k in ("vt", "va", "ta")}
+    total, terms = loss(S, F)
+    assert total.item() == 0.0 and terms == {}
+    S2 = {m: torch.randn(2, 3, 4) for m in mods}
+    F2 = {k: torch.randn(2, 3, 4) for k in ("vt", "va", "ta")}
+    assert loss(S2, F2)[0].item() > 0
