@@ -32,7 +32,13 @@ DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
              prepared: tuple | None = None) -> dict:
-    """Train and evaluate one seed. Returns {"seed", "best_epoch", "valid", "test", "history", ...}."""
+    """Train and evaluate one seed.
+
+    Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
+    are metric dicts of the best validation epoch's weights and "model" is the trained MCIHN
+    (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
+    normaliser) saves recomputing the statistics for every seed.
+    """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
     normed, normalizer = prepared or normalize(data, cfg.modalities)
@@ -43,10 +49,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     last = out_dir / "last.pt" if out_dir is not None else None
     if resume and last is not None and last.exists():
         ck = load_checkpoint_file(last)
-        check_resumable(ck, cfg, data, last)
-        if not same_normalizer(ck["normalizer"], normalizer.state_dict()):  # a cheap fingerprint of the train split
-            raise ValueError(f"{last}: cannot resume: the training split differs from the one the run started on "
-                             f"(its feature statistics changed); use another --out")
+        check_resumable(ck, cfg, data, normalizer, last)
         trainer.load_checkpoint(ck)
         if trainer.finished and (out_dir / "result.json").exists():
             log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
@@ -76,8 +79,8 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
 RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
 
 
-def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, path) -> None:
-    """Refuse to resume a checkpoint trained with another model/training config or other input sizes."""
+def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer: Normalizer, path) -> None:
+    """Refuse to resume a checkpoint made with another config, dataset, input sizes or training features."""
     old, new = ck["config"], cfg.to_dict()
     diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
     if diff:
@@ -89,6 +92,9 @@ def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, path) -> N
     dims = {m: list(v) for m, v in data.dims.items() if m in cfg.modalities}
     if {m: list(v) for m, v in ck["dims"].items()} != dims:
         raise ValueError(f"{path}: cannot resume: it was trained on input sizes {ck['dims']}, the data has {dims}")
+    if not same_normalizer(ck["normalizer"], normalizer.state_dict()):  # a cheap fingerprint of the train split
+        raise ValueError(f"{path}: cannot resume: the training split differs from the one the run started on "
+                         f"(its feature statistics changed); use another --out")
 
 
 def same_normalizer(a: dict, b: dict) -> bool:
