@@ -71,6 +71,7 @@ class Trainer:
     def __init__(self, cfg: MCIHNConfig, dims: dict, device="cpu", amp: bool = False, seed: int = 0):
         self.cfg, self.device = cfg, torch.device(device)
         self.model = MCIHN(cfg, dims).to(self.device)
+
         def adam(params, lr=cfg.lr):
             return torch.optim.Adam(params, lr=lr, foreach=True)  # foreach: one fused loop, also on CPU
 
