@@ -133,12 +133,9 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     }
     if out_dir is not None:
         atomic_write_json(out_dir / "results.json", results)
-    results["histories"] = {r["seed"]: r["history"] for r in per_seed}
-    return jsonable_results(results)
-
-
-def jsonable_results(results: dict) -> dict:
-    return {k: (v if k == "histories" else jsonable(v)) for k, v in results.items()}
+    results = jsonable(results)
+    results["histories"] = {r["seed"]: r["history"] for r in per_seed}  # also in DIR/seed_*/history.json
+    return results
 
 
 def load_model(checkpoint):
