@@ -1,8 +1,10 @@
-"""Command line: ``python -m mcihn {train, evaluate, bench, make-synthetic}``.
+"""Command line: ``python -m mcihn {train, evaluate, extract, predict, bench, make-synthetic}``.
 
     python -m mcihn train --out runs/demo                     # embedded SYNTHETIC MOSI-shaped data, tiny preset
     python -m mcihn train --data MOSI/unaligned_50.pkl --out runs/mosi   # the real thing (paper preset)
     python -m mcihn evaluate --checkpoint runs/mosi/seed_1111/best.pt --data MOSI/unaligned_50.pkl
+    python -m mcihn extract --dataset-dir MOSI_raw --out mosi_clip.pkl       # raw clips -> MMSA pickle
+    python -m mcihn predict --checkpoint runs/mosi/seed_1111/best.pt --video clip.mp4 --text "..."
     python -m mcihn bench --preset paper
 """
 from __future__ import annotations
@@ -127,10 +129,88 @@ def cmd_make_synthetic(a) -> int:
     return 0
 
 
+def _add_extract(sub):
+    from .features import DEFAULT_MODELS
+    p = sub.add_parser("extract", help="raw clips (label.csv + Raw/<video>/<clip>.mp4) -> an MMSA pickle, "
+                                       "with CLIP / BERT / wav2vec2")
+    p.add_argument("--dataset-dir", required=True, help="folder with label.csv and Raw/ (the MMSA-FET layout)")
+    p.add_argument("--out", required=True, help="output pickle (train with: python -m mcihn train --data OUT)")
+    p.add_argument("--language", default="en", choices=["en", "zh"], help="picks the default text and audio models")
+    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range (default: sims when label_T/A/V exist)")
+    p.add_argument("--vision-model", help=f"hub name or local folder (default {DEFAULT_MODELS['vision']['en']})")
+    p.add_argument("--text-model", help="default bert-base-uncased (en), bert-base-chinese (zh)")
+    p.add_argument("--audio-model", help=f"default {DEFAULT_MODELS['audio']['en']} (en), "
+                                         f"{DEFAULT_MODELS['audio']['zh']} (zh)")
+    p.add_argument("--frames", type=int, default=10, help="video frames sampled evenly per clip (T_v)")
+    p.add_argument("--text-len", type=int, default=36, help="BERT tokens incl. [CLS]/[SEP] (T_t)")
+    p.add_argument("--audio-len", type=int, default=128, help="wav2vec2 frames (T_a)")
+    p.add_argument("--audio-layer", default="conv", choices=["conv", "transformer"],
+                   help="conv: the 512-d feature encoder output (the paper's size); transformer: last hidden states")
+    p.add_argument("--audio-fit", default="resample", choices=["resample", "truncate"],
+                   help="audio longer than --audio-len: resample the whole clip, or keep the beginning")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
+    p.add_argument("--on-error", default="fail", choices=["fail", "skip"],
+                   help="a bad clip (missing/corrupt file, empty text) stops the run, or is reported and skipped")
+    p.add_argument("--cache-dir", help="per-clip cache for resuming (default OUT.cache)")
+    p.add_argument("--keep-cache", action="store_true", help="keep the per-clip cache after success")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_extract(a) -> int:
+    from .extract import extract_dataset
+    from .features import ExtractionConfig
+    from .utils import resolve_device
+
+    cfg = ExtractionConfig(language=a.language, vision_model=a.vision_model, text_model=a.text_model,
+                           audio_model=a.audio_model, frames=a.frames, text_len=a.text_len, audio_len=a.audio_len,
+                           audio_layer=a.audio_layer, audio_fit=a.audio_fit, batch_size=a.batch_size)
+    s = extract_dataset(a.dataset_dir, a.out, cfg, device=resolve_device(a.device), dataset=a.dataset,
+                        on_error=a.on_error, cache_dir=a.cache_dir, keep_cache=a.keep_cache, progress=not a.quiet)
+    rate = f", {s['clips_per_s']} clips/s" if s["clips_per_s"] else ""
+    print(f"wrote {s['out']} ({s['dataset']}): " + ", ".join(f"{k} {v}" for k, v in s["splits"].items())
+          + f"; {s['extracted']} extracted, {s['from_cache']} from the cache, {len(s['skipped'])} skipped"
+          + f" in {s['seconds']:.1f} s{rate}")
+    for kind in ("no_audio", "no_video"):
+        if s[kind]:
+            print(f"  {len(s[kind])} clip(s) without {kind[3:]} (zero features, length 0): {', '.join(s[kind][:10])}"
+                  + (" ..." if len(s[kind]) > 10 else ""))
+    for sk in s["skipped"]:
+        print(f"  skipped {sk['id']} (label.csv line {sk['line']}): {sk['reason']}")
+    return 0
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="sentiment of one raw clip with a trained checkpoint")
+    p.add_argument("--checkpoint", required=True, help="e.g. runs/mosi/seed_1111/best.pt")
+    p.add_argument("--video", required=True, help="the clip (mp4 or any FFmpeg format)")
+    p.add_argument("--text", required=True, help="its transcript")
+    p.add_argument("--language", choices=["en", "zh"], help="default: the checkpoint's training data")
+    p.add_argument("--vision-model", help="default: the encoder the training pickle records, else the paper's")
+    p.add_argument("--text-model")
+    p.add_argument("--audio-model")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def cmd_predict(a) -> int:
+    from .predict import predict_clip
+
+    r = predict_clip(a.checkpoint, a.video, a.text, device=a.device, language=a.language,
+                     vision_model=a.vision_model, text_model=a.text_model, audio_model=a.audio_model)
+    if a.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"{a.video}: sentiment {r['score']:+.3f} ({r['polarity']}; {r['dataset'].upper()} scale)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m mcihn", description="MCIHN multimodal sentiment analysis")
     sub = ap.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_extract(sub)
+    _add_predict(sub)
     p = sub.add_parser("evaluate", help="metrics of a saved checkpoint on one split of a pickle")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
@@ -156,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "make-synthetic": cmd_make_synthetic}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "make-synthetic": cmd_make_synthetic,
+            "extract": cmd_extract, "predict": cmd_predict}
 
 
 def main(argv=None) -> int:

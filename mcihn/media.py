@@ -5,6 +5,7 @@ mono speech; every modality is then padded / truncated / resampled to a fixed le
 only those decoding and sequence utilities:
 
 * :func:`sample_frame_indices` - which N of the decoded frames to keep (hand-written: the convention).
+* :func:`probe_streams`     - does the file have video, audio (pure audio files, silent clips)?
 * :func:`read_video_frames`     - (N, H, W, 3) uint8 RGB frames, decoded with PyAV (FFmpeg in the wheel).
 * :func:`read_audio`            - (S,) float32 mono at 16 kHz, or ``None`` for a clip without audio.
 * :func:`pad_or_truncate`, :func:`resample_sequence` - (T, D) -> (L, D), with the true length.
@@ -21,7 +22,7 @@ import av
 import av.error
 import numpy as np
 
-__all__ = ["MediaError", "sample_frame_indices", "read_video_frames", "read_audio", "pad_or_truncate",
+__all__ = ["MediaError", "probe_streams", "sample_frame_indices", "read_video_frames", "read_audio", "pad_or_truncate",
            "resample_sequence", "write_test_clip", "write_test_wav", "expected_clip_frame"]
 
 
@@ -76,6 +77,19 @@ def _video_stream(container):
         if not (s.disposition & av.stream.Disposition.attached_pic):
             return s
     return None
+
+
+def probe_streams(path, clip_id: str | None = None) -> dict:
+    """Which streams a file has, without decoding: {"video": bool, "audio": bool}.
+
+    Cover art (an attached picture in an m4a / mp3) does not count as video. A file with neither
+    stream is a :class:`MediaError`, as is a missing or unreadable one.
+    """
+    with _open(path, clip_id) as container:
+        found = {"video": _video_stream(container) is not None, "audio": bool(container.streams.audio)}
+    if not any(found.values()):
+        raise MediaError(path, "neither a video nor an audio stream", clip_id)
+    return found
 
 
 def _decode_selected(path, clip_id, indices) -> tuple[dict[int, np.ndarray], int, dict]:

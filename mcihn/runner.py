@@ -46,6 +46,8 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     trainer = Trainer(cfg, data.dims, device=device, amp=amp, seed=seed)
     extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source,
              "normalizer": normalizer.state_dict()}
+    if data.meta.get("extraction"):  # features made by `mcihn extract`: `predict` reuses the same encoders
+        extra["extraction"] = data.meta["extraction"]
     last = out_dir / "last.pt" if out_dir is not None else None
     if resume and last is not None and last.exists():
         ck = load_checkpoint_file(last)
