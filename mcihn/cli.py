@@ -110,8 +110,14 @@ def _dataset_of(metrics: dict) -> str:
 
 
 def cmd_bench(a) -> int:
-    from .bench import run_bench
+    from .bench import run_bench, run_extract_bench
 
+    if a.extract:
+        res = run_extract_bench(size=a.preset, n_clips=a.clips, device=a.device, batch_size=min(a.batch_size, 8))
+        if a.out:
+            from .utils import atomic_write_json
+            atomic_write_json(a.out, res)
+        return 0
     res = run_bench(preset=a.preset, device=a.device, batch_size=a.batch_size, steps=a.steps,
                     amp=a.amp, threads=a.threads, mmd_samples=a.mmd_samples)
     if a.out:
@@ -227,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true")
     p.add_argument("--mmd-samples", default="pooled", choices=["pooled", "tokens"])
     p.add_argument("--out", help="also write the figures as JSON")
+    p.add_argument("--extract", action="store_true",
+                   help="benchmark feature extraction instead (clips/s; --preset paper = full-size random encoders)")
+    p.add_argument("--clips", type=int, default=24, help="with --extract: generated clips (4 s, 320x240, 25 fps)")
     p = sub.add_parser("make-synthetic", help="write the synthetic dataset as an MMSA-format pickle")
     p.add_argument("--out", required=True)
     p.add_argument("--kind", default="mosi", choices=["mosi", "sims"])

@@ -135,7 +135,7 @@ def find_media(raw_dir: Path, clip: Clip) -> Path:
     for ext in MEDIA_EXTS:
         if base.with_name(base.name + ext).is_file():
             return base.with_name(base.name + ext)
-    raise ClipError(clip.id, f"no media file {base}.mp4 (nor another of {', '.join(MEDIA_EXTS[1:])})")
+    raise ClipError(clip.id, f"media file not found: {base}.mp4 (nor another of {', '.join(MEDIA_EXTS[1:])})")
 
 
 # ------------------------------------------------------------------------------------------- one clip

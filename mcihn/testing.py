@@ -27,6 +27,12 @@ _WORDS = ["the", "a", "movie", "film", "was", "is", "good", "great", "bad", "awf
 _CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
 
 
+def _quiet():
+    from transformers.utils import logging
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()  # "Writing model shards" bars
+
+
 def tiny_vocab() -> list[str]:
     return _SPECIAL + _WORDS + _CHARS + ["##" + c for c in _CHARS]
 
@@ -35,6 +41,7 @@ def make_tiny_bert(path, hidden: int = 32, layers: int = 2, size: str = "tiny") 
     """A random BERT + WordPiece tokenizer in ``path`` (``size="paper"``: bert-base, 768-d, 12 layers)."""
     from transformers import BertConfig, BertModel, BertTokenizer
 
+    _quiet()
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
@@ -54,6 +61,7 @@ def make_tiny_clip(path, projection_dim: int = 24, image_size: int = 32, size: s
     from transformers import CLIPConfig, CLIPModel
     from transformers.models.clip import image_processing_pil_clip as pil_clip
 
+    _quiet()
     path = Path(path)
     if size == "paper":
         cfg, image_size = CLIPConfig(projection_dim=512), 224  # ViT-B/32 defaults
@@ -77,6 +85,7 @@ def make_tiny_wav2vec2(path, conv_dim: int = 16, hidden: int = 32, size: str = "
     """
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
+    _quiet()
     path = Path(path)
     if size == "paper":
         cfg = Wav2Vec2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
