@@ -156,6 +156,7 @@ def _add_extract(sub):
                    help="audio longer than --audio-len: resample the whole clip, or keep the beginning")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding video / audio ahead of the encoders")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"],
                    help="a bad clip (missing/corrupt file, empty text) stops the run, or is reported and skipped")
     p.add_argument("--cache-dir", help="per-clip cache for resuming (default OUT.cache)")
@@ -172,7 +173,8 @@ def cmd_extract(a) -> int:
                            audio_model=a.audio_model, frames=a.frames, text_len=a.text_len, audio_len=a.audio_len,
                            audio_layer=a.audio_layer, audio_fit=a.audio_fit, batch_size=a.batch_size)
     s = extract_dataset(a.dataset_dir, a.out, cfg, device=resolve_device(a.device), dataset=a.dataset,
-                        on_error=a.on_error, cache_dir=a.cache_dir, keep_cache=a.keep_cache, progress=not a.quiet)
+                        on_error=a.on_error, cache_dir=a.cache_dir, keep_cache=a.keep_cache, progress=not a.quiet,
+                        workers=a.workers)
     rate = f", {s['clips_per_s']} clips/s" if s["clips_per_s"] else ""
     print(f"wrote {s['out']} ({s['dataset']}): " + ", ".join(f"{k} {v}" for k, v in s["splits"].items())
           + f"; {s['extracted']} extracted, {s['from_cache']} from the cache, {len(s['skipped'])} skipped"

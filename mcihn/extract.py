@@ -26,6 +26,7 @@ import pickle
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -223,10 +224,11 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, device="cpu", dataset: str | None = None,
                     on_error: str = "fail", cache_dir=None, keep_cache: bool = False, progress: bool = True,
-                    log=print) -> dict:
+                    workers: int = 2, log=print) -> dict:
     """Extract every clip of ``dataset_dir`` into the MMSA pickle ``out``; returns the summary dict.
 
     ``on_error``: "fail" stops at the first bad clip (naming it), "skip" reports it and goes on.
+    ``workers``: threads decoding the next batch of clips while the encoders run on the current one.
     The summary: {"out", "dataset", "clips", "extracted", "from_cache", "skipped": [{"id", "reason"}],
     "no_audio": [...], "no_video": [...], "splits": {split: n}, "load_seconds" (loading the encoders),
     "seconds" (decoding, encoding and writing, after loading), "clips_per_s" (new clips / seconds)}.
@@ -273,25 +275,38 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
     if n_cached:
         log(f"resuming: {n_cached} clips already extracted in {cache}")
 
+    def decode(item):  # runs in a worker thread; FFmpeg decodes with the GIL released
+        clip, media, _ = item
+        try:
+            if "text" in cfg.modalities and not clip.text.strip():
+                raise ClipError(clip.id, "empty text (BERT needs a transcript)")
+            return decode_clip(media, cfg, clip.id)
+        except (MediaError, ClipError) as e:
+            return e
+
+    batches = [todo[i:i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
     bar = tqdm(total=len(todo), desc="extract", unit="clip", disable=not progress)
-    for start in range(0, len(todo), cfg.batch_size):
-        batch, decoded = [], []
-        for clip, media, f in todo[start:start + cfg.batch_size]:
-            try:
-                if "text" in cfg.modalities and not clip.text.strip():
-                    raise ClipError(clip.id, "empty text (BERT needs a transcript)")
-                decoded.append(decode_clip(media, cfg, clip.id))
-                batch.append((clip, media, f))
-            except (MediaError, ClipError) as e:
-                bad(clip, e)
-                bar.update(1)
-        if not batch:
-            continue
-        for (clip, media, f), feats in zip(batch, encode_batch(ex, decoded, [c.text for c, _, _ in batch])):
-            _write_npz(f, feats)
-            done[clip.id] = f
-            n_new += 1
-        bar.update(len(batch))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # decode batch k+1 while the encoders run on batch k
+        pending = [pool.submit(decode, it) for it in batches[0]] if batches else []
+        for k, items in enumerate(batches):
+            results = [f.result() for f in pending]
+            pending = [pool.submit(decode, it) for it in batches[k + 1]] if k + 1 < len(batches) else []
+            batch, decoded = [], []
+            for item, r in zip(items, results):
+                if isinstance(r, Exception):
+                    bad(item[0], r)
+                    bar.update(1)
+                else:
+                    batch.append(item)
+                    decoded.append(r)
+            if not batch:
+                continue
+            for (clip, media, f), feats in zip(batch, encode_batch(ex, decoded, [c.text for c, _, _ in batch])):
+                _write_npz(f, feats)
+                done[clip.id] = f
+                n_new += 1
+            bar.update(len(batch))
     bar.close()
 
     kept = [c for c in clips if c.id in done]
