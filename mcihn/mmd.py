@@ -43,14 +43,64 @@ def median_bandwidth(z: torch.Tensor) -> torch.Tensor:
         return med.clamp_min(1e-8)
 
 
-def mmd2(x: torch.Tensor, y: torch.Tensor, multipliers=(0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
-    """Squared MMD between samples x (n, k) and y (m, k), multi-kernel Gaussian, biased (V) estimate."""
+def gaussian_mmd2(x: torch.Tensor, y: torch.Tensor, gammas, unbiased: bool = False) -> torch.Tensor:
+    """Squared MMD between x (n, k) and y (m, k) for a *fixed* kernel
+    K(a, b) = mean over gamma in ``gammas`` of exp(-||a - b||^2 / gamma).
+
+    The biased (V) estimate averages over all pairs, the diagonal K(x_i, x_i) = 1 included; its
+    expectation exceeds the population MMD^2 by (1 - E K(x, x'))/n + (1 - E K(y, y'))/m. The
+    unbiased (U) estimate leaves i == j out of the two within-sample means (needs n, m >= 2);
+    it is unbiased but can be negative.
+    """
     z = torch.cat([x, y], dim=0)  # (n + m, k)
-    sigma2 = median_bandwidth(z)
     d = pairwise_sq_dists(z, z)  # (n + m, n + m)
-    K = sum(torch.exp(-d / (c * sigma2)) for c in multipliers) / len(multipliers)  # (n + m, n + m)
-    n = x.shape[0]
-    return K[:n, :n].mean() + K[n:, n:].mean() - 2.0 * K[:n, n:].mean()
+    K = sum(torch.exp(-d / g) for g in gammas) / len(gammas)  # (n + m, n + m)
+    n, m = x.shape[0], y.shape[0]
+    Kxx, Kyy, Kxy = K[:n, :n], K[n:, n:], K[:n, n:]
+    if unbiased:
+        return ((Kxx.sum() - Kxx.diagonal().sum()) / (n * (n - 1))
+                + (Kyy.sum() - Kyy.diagonal().sum()) / (m * (m - 1)) - 2.0 * Kxy.mean())
+    return Kxx.mean() + Kyy.mean() - 2.0 * Kxy.mean()
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, multipliers=(0.25, 0.5, 1.0, 2.0, 4.0)) -> torch.Tensor:
+    """Squared MMD between samples x (n, k) and y (m, k), multi-kernel Gaussian, biased (V) estimate.
+
+    The kernel widths are ``c * sigma^2`` for c in ``multipliers``, sigma^2 the median pairwise
+    squared distance of the pooled sample (a data-dependent choice, with no gradient through it).
+    """
+    sigma2 = median_bandwidth(torch.cat([x, y], dim=0))
+    return gaussian_mmd2(x, y, [c * sigma2 for c in multipliers])
+
+
+def gaussian_mmd2_analytic(mean_x, var_x: float, mean_y, var_y: float, gammas,
+                           n: int | None = None, m: int | None = None) -> float:
+    """Exact MMD^2 between P = N(mean_x, var_x I) and Q = N(mean_y, var_y I) in k dimensions
+    for the kernel of :func:`gaussian_mmd2` (a reference value for the estimators).
+
+    For Z ~ N(mu, v I_k), E exp(-||Z||^2 / gamma) = (1 + 2v/gamma)^(-k/2) exp(-||mu||^2 / (gamma + 2v)).
+    X - X' ~ N(0, 2 var_x I), Y - Y' ~ N(0, 2 var_y I), X - Y ~ N(mean_x - mean_y, (var_x + var_y) I), so
+
+        MMD^2 = E K(X, X') + E K(Y, Y') - 2 E K(X, Y).
+
+    With sample sizes ``n`` and ``m`` it returns instead the expectation of the *biased* estimate
+    (the diagonal terms add (1 - E K(X, X'))/n + (1 - E K(Y, Y'))/m).
+    """
+    import numpy as np
+
+    mx, my = np.atleast_1d(np.asarray(mean_x, float)), np.atleast_1d(np.asarray(mean_y, float))
+    k, shift2 = mx.size, float(((mx - my) ** 2).sum())
+    total = 0.0
+    for g in gammas:
+        g = float(g)
+        exx = (1 + 4 * var_x / g) ** (-k / 2)
+        eyy = (1 + 4 * var_y / g) ** (-k / 2)
+        exy = (1 + 2 * (var_x + var_y) / g) ** (-k / 2) * np.exp(-shift2 / (g + 2 * (var_x + var_y)))
+        value = exx + eyy - 2 * exy
+        if n is not None and m is not None:
+            value += (1 - exx) / n + (1 - eyy) / m
+        total += value
+    return float(total / len(gammas))
 
 
 def as_samples(t: torch.Tensor, how: str) -> torch.Tensor:

@@ -31,13 +31,14 @@ DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
 
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-             prepared: tuple | None = None) -> dict:
+             prepared: tuple | None = None, on_epoch=None) -> dict:
     """Train and evaluate one seed.
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
     are metric dicts of the best validation epoch's weights and "model" is the trained MCIHN
     (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
-    normaliser) saves recomputing the statistics for every seed.
+    normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
+    :meth:`Trainer.fit`.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -63,7 +64,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
-                progress=progress, log=log)
+                progress=progress, log=log, on_epoch=on_epoch)
     trainer.restore_best(out_dir / "best.pt" if out_dir is not None else None)  # the best epoch, not the last
     res = {"seed": seed, "best_epoch": trainer.best_epoch, "epochs_run": trainer.epoch,
            "train_time_s": round(time.time() - t0, 2)}

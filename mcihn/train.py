@@ -162,12 +162,15 @@ class Trainer:
 
     # ---- the epoch loop ---------------------------------------------------------------
     def fit(self, train: dict, valid: dict, dataset: str, out_dir=None, extra_state: dict | None = None,
-            progress: bool = True, log=print) -> list:
+            progress: bool = True, log=print, on_epoch=None) -> list:
         """Train until ``cfg.epochs`` or early stopping; returns the history (one dict per epoch).
 
         ``train`` / ``valid``: tensors from ``SplitData.to_tensors`` already on the device.
         ``extra_state`` (config, dims, normaliser, ...) is stored in every checkpoint.
         Continues from ``self.epoch`` (set by :meth:`load_checkpoint` when resuming).
+        ``on_epoch(trainer, record)``, when given, runs after each epoch's validation and may add
+        keys to ``record`` (what it adds is saved in the history); the notebooks use it to
+        follow quantities such as the per-term MMD during training.
         """
         from tqdm.auto import tqdm
 
@@ -185,6 +188,8 @@ class Trainer:
                 bar.set_postfix({k: f"{v / (i + 1):.3f}" for k, v in sums.items()})
             record = {"epoch": epoch, "train": {k: v / n_batches for k, v in sums.items()},
                       "valid": self.validate(valid, dataset), "time_s": round(time.time() - t0, 3)}
+            if on_epoch is not None:
+                on_epoch(self, record)
             self.history.append(record)
             self.epoch = epoch
             improved = record["valid"]["loss_mul"] < self.best_val - 1e-6

@@ -1,0 +1,256 @@
+"""The notebooks as tests: conventions (static, fast), then one papermill execution of each notebook with
+assertions on what it recorded.
+
+How the notebook tests fit together (see also conftest.py at the repository root and notebooks/README.md):
+
+* Every ``notebooks/NN_*.ipynb`` is picked up automatically, including ones added later.
+* ``test_notebook_runs`` executes each notebook once with papermill, in QUICK mode (``MCIHN_QUICK=1`` from
+  the environment, not injected, so the committed parameters cell is what runs), in ``notebooks/`` as the
+  working directory, with a per-cell timeout (``MCIHN_NB_CELL_TIMEOUT``, default 300 s). Injected
+  parameters: ``RECORD`` (a JSON path) and ``OUT`` (a scratch path) when the notebook declares them, and a
+  few per-notebook extras (notebook 05 reads its data from a pickle file, to test ``-p DATA path``).
+  Trained runs go to the session's cache (``MCIHN_CACHE_DIR``), shared by all notebooks as in real use.
+* The ``test_NN_*`` functions assert on the recorded JSON: losses finite and falling, the MMD of aligned
+  features below the unaligned, the trained model's validation MAE below the mean predictor's, every
+  row of the ablation table present.
+* Afterwards, in the same ``python -m pytest`` session, nbval (``--nbval-lax``, pyproject.toml) runs each
+  committed notebook again exactly as a student opens it. Its runs come from the cache, so it costs
+  kernel start-up, plotting and UMAP, not training.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NB_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
+CELL_TIMEOUT = int(os.environ.get("MCIHN_NB_CELL_TIMEOUT", "300"))
+REQUIRED_PARAMETERS = ("QUICK", "SEED", "DATA", "EPOCHS", "DEVICE", "RECORD")
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _parameters_cell(nb):
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
+    return cells[0] if len(cells) == 1 else None
+
+
+# ----------------------------------------------------------------------------- conventions (no execution)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_conventions(path):
+    nb = _read(path)
+    cells = nb.cells
+    assert cells[0].cell_type == "markdown" and cells[0].source.startswith(f"# {path.stem[:2]}"), \
+        "the first cell is a markdown title '# NN ...'"
+    assert "time" in cells[0].source.lower(), "the introduction says how long the notebook takes"
+    code = [c for c in cells if c.cell_type == "code"]
+    assert "import" in code[0].source, "the first code cell holds the imports"
+    params = _parameters_cell(nb)
+    assert params is not None, "exactly one code cell is tagged 'parameters' (papermill)"
+    assert cells.index(params) < 4, "the parameters cell comes right after the imports"
+    for name in REQUIRED_PARAMETERS:
+        assert f"\n{name} = " in "\n" + params.source, f"the parameters cell sets {name}"
+    assert "MCIHN_QUICK" in params.source or "quick_from_env" in params.source, "QUICK is read from MCIHN_QUICK"
+    tail = "\n".join(c.source for c in cells[-3:] if c.cell_type == "markdown")
+    assert "Summary" in tail and "Exercises" in tail, "the notebook ends with a summary and exercises"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+def test_notebooks_are_numbered_and_indexed():
+    numbers = [p.stem[:2] for p in NOTEBOOKS]
+    assert len(numbers) == len(set(numbers)), f"two notebooks share a number: {numbers}"
+    index, readme = (NB_DIR / "README.md").read_text(), (ROOT / "README.md").read_text()
+    for p in NOTEBOOKS:
+        assert p.name in index, f"notebooks/README.md does not list {p.name}"
+        assert p.name in readme, f"README.md does not list {p.name}"
+
+
+# ----------------------------------------------------------------------------- execution with papermill
+def _extra_parameters(stem: str, tmp: Path) -> dict:
+    """Per-notebook parameters beyond RECORD / OUT."""
+    if stem.startswith("05_"):
+        # Read the data from a pickle, as with real features (-p DATA path). The file holds exactly the QUICK
+        # synthetic set, so the runs cached by the other notebooks are reused.
+        from mcihn.notebook_utils import DATA_SEED, QUICK_SPLITS
+        from mcihn.synthetic import write_synthetic
+        return {"DATA": write_synthetic(tmp / "synthetic_quick.pkl", kind="mosi", splits=dict(QUICK_SPLITS),
+                                        seed=DATA_SEED)}
+    return {}
+
+
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """stem -> {"record", "nb", "seconds", "parameters"}: each notebook runs at most once per session."""
+    import papermill as pm
+
+    done: dict = {}
+
+    def run(stem: str) -> dict:
+        if stem in done:
+            return done[stem]
+        path = NB_DIR / f"{stem}.ipynb"
+        if not path.exists():
+            pytest.skip(f"{path.name} is not in this checkout")
+        tmp = tmp_path_factory.mktemp(stem)
+        declared = pm.inspect_notebook(str(path))
+        params = {"RECORD": str(tmp / "record.json")} if "RECORD" in declared else {}
+        if "OUT" in declared:  # an output file: keep it out of the repository
+            default = str(declared["OUT"]["default"]).strip("\"'")
+            params["OUT"] = str(tmp / ("out" + Path(default).suffix))
+        params.update(_extra_parameters(stem, tmp))
+        t0 = time.time()
+        try:
+            nb = pm.execute_notebook(str(path), str(tmp / path.name), parameters=params, cwd=str(NB_DIR),
+                                     kernel_name="python3", progress_bar=False, execution_timeout=CELL_TIMEOUT,
+                                     start_timeout=120)
+        except pm.PapermillExecutionError as e:
+            done[stem] = e
+            raise
+        record_path = Path(params.get("RECORD", tmp / "none"))
+        done[stem] = {"record": json.loads(record_path.read_text()) if record_path.exists() else None,
+                      "nb": nb, "seconds": time.time() - t0, "parameters": params}
+        print(f"{path.name}: {done[stem]['seconds']:.1f} s")
+        return done[stem]
+
+    def get(stem: str) -> dict:
+        res = run(stem)
+        if isinstance(res, Exception):
+            pytest.fail(f"{stem} failed to execute (see test_notebook_runs)")
+        return res
+
+    return get
+
+
+def _numbers(x, where="record"):
+    """Every number in a JSON value, with its path."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _numbers(v, f"{where}.{k}")
+    elif isinstance(x, list):
+        for i, v in enumerate(x):
+            yield from _numbers(v, f"{where}[{i}]")
+    elif isinstance(x, (int, float)) and not isinstance(x, bool):
+        yield where, x
+
+
+def _stream_text(nb) -> str:
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_notebook_runs(path, executed):
+    res = executed(path.stem)
+    record = res["record"]
+    if "RECORD" in res["parameters"]:
+        assert isinstance(record, dict) and record, "the notebook wrote its record"
+        bad = [w for w, v in _numbers(record) if not math.isfinite(v)]
+        assert not bad, f"non-finite values recorded: {bad[:5]}"
+        if "mcihn_path" in record:  # the kernel imported the package under test
+            assert Path(record["mcihn_path"]) == ROOT / "mcihn", record["mcihn_path"]
+    declared_data = str(_parameters_cell(_read(path)).source)
+    if 'DATA = "synthetic"' in declared_data:  # synthetic data must be announced as such
+        assert "SYNTHETIC" in _stream_text(res["nb"]), "the output does not say that the data are synthetic"
+
+
+# ----------------------------------------------------------------------------- what each notebook recorded
+def _decreasing(values) -> bool:
+    return values[-1] < values[0]
+
+
+def test_01_feature_extraction(executed):
+    r = executed("01_feature_extraction")["record"]
+    assert r["text_dim"] == 384 and r["X_t"] == [36, 384], "MiniLM's width, read from the model"
+    assert r["X_v"][0] == 10 and r["audio_frames"] == r["audio_frames_expected"]
+    assert r["sim_movie_movie"] > r["sim_movie_other"] + 0.3, "two sentences about a film are closer than unrelated ones"
+    assert r["dims"]["text"] == [36, 384] and r["dims"]["vision"][0] == 10 and r["dims"]["audio"][0] == 128
+    assert all(n > 0 for n in r["splits"].values())
+
+
+def test_02_aae_latents(executed):
+    r = executed("02_aae_latents")["record"]
+    assert r["synthetic"] and r["quick"]
+    assert _decreasing(r["losses"]["rec"]), "the reconstruction loss falls during training"
+    assert _decreasing(r["losses"]["mul"]), "the training MAE falls during training"
+    for m, after in r["prior"]["after training"].items():
+        before = r["prior"]["before training"][m]
+        assert after["ks"] < before["ks"], f"{m}: training brings the codes closer to N(0, 1)"
+        assert 0 <= r["aae"][m]["disc_accuracy"] <= 1
+    with_adv, without = r["compare"]["with adversarial phase"], r["compare"]["without (adv_weight=0)"]
+    assert with_adv["disc_accuracy"] < without["disc_accuracy"], \
+        "without the generator's gradient the discriminator tells codes from the prior more often"
+
+
+def test_03_cgmm_attention(executed):
+    r = executed("03_cgmm_attention")["record"]
+    L, h = r["latent_len"], r["heads"]
+    for m, shape in r["shapes"]["alpha"].items():
+        assert shape[1:] == [L, L], (m, shape)
+    for k, shape in r["shapes"]["ffm_attention"].items():
+        assert shape[1:] == [h, L, L], (k, shape)
+    for when, rep in r["attention"].items():
+        for part in ("alpha", "ffm"):
+            for k, v in rep[part].items():
+                assert v["row_sum_error"] < 1e-4, (when, part, k)
+                assert 0 <= v["entropy_ratio"] <= 1 + 1e-6, (when, part, k)
+        for k, v in rep["gate"].items():
+            assert v["min"] >= 0 and 0 <= v["zero_share"] <= 1, (when, k)
+    assert set(r["shapes"]["G"]) == {"vt", "va", "ta"}
+
+
+def test_04_mmd_alignment(executed):
+    r = executed("04_mmd_alignment")["record"]
+    toy = r["toy"]
+    assert toy["exact"][0] == pytest.approx(0.0, abs=1e-12)  # P = Q
+    assert all(b > a for a, b in zip(toy["exact"], toy["exact"][1:])), "MMD grows with the shift"
+    se = [s / math.sqrt(20) for s in toy["u_std"]]  # 20 repetitions per shift
+    for u, exact, e in zip(toy["u_mean"], toy["exact"], se):
+        assert abs(u - exact) < 4 * e + 1e-3, "the unbiased estimate agrees with the closed form"
+    for v, exact_b, s in zip(toy["v_mean"], toy["exact_biased"], toy["v_std"]):
+        assert abs(v - exact_b) < 4 * s / math.sqrt(20) + 1e-3, "the biased estimate matches its expectation"
+    lams = sorted(float(k) for k in r["lambda_table"])
+    table = {float(k): v for k, v in r["lambda_table"].items()}
+    assert lams[0] == 0.0 and lams[-1] > 0
+    assert table[lams[-1]]["MMD² after ξ (sum)"] < table[0.0]["MMD² after ξ (sum)"], \
+        "aligned (λ > 0) features have a lower MMD than unaligned (λ = 0) ones"
+    for term, after in r["umap_mmd"]["after training"].items():
+        assert after < r["umap_mmd"]["before training"][term], term
+    assert all(set(e) == {"xi", "raw", "xi_singular_values"} for e in r["mmd_per_epoch"])
+
+
+def test_05_training(executed):
+    res = executed("05_training")
+    r = res["record"]
+    assert res["parameters"]["DATA"].endswith(".pkl") and r["synthetic"], "ran on a pickle file (-p DATA)"
+    for seed, hist in r["histories"].items():
+        for term in ("rec", "disc", "gen", "mul", "adp", "total"):
+            assert all(math.isfinite(h["train"][term]) for h in hist), (seed, term)
+        assert _decreasing([h["train"]["total"] for h in hist]), f"seed {seed}: the training loss falls"
+    floor = r["mean_predictor_valid_mae"]
+    for seed, valid in r["valid"].items():
+        assert valid["MAE"] < floor, f"seed {seed}: validation MAE {valid['MAE']} vs mean predictor {floor}"
+    assert r["test_mean"]["MAE"] < r["test_floor"]["MAE"]
+    assert set(r["test_mean"]) >= {"Has0_acc_2", "Has0_F1_score", "Mult_acc_7", "MAE", "Corr"}
+
+
+def test_06_ablations(executed):
+    r = executed("06_ablations")["record"]
+    assert list(r["rows"]) == ["-VT", "-VA", "-TA", "MCIHN-1", "MCIHN-2", "MCIHN"], "every row of Table 3"
+    for name, row in r["rows"].items():
+        assert len(row["per_seed"]) == len(r["seeds"]) >= 2, name
+        assert math.isfinite(row["mean"]["MAE"]) and row["std"]["MAE"] >= 0, name
+    assert r["rows"]["MCIHN-1"]["variant"] == "MCIHN-1" and r["rows"]["-VT"]["variant"] == "-VT"
+
