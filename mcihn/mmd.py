@@ -15,6 +15,10 @@ output. It can still lower it by dropping the directions in which the two
 samples differ (xi gets gradients from L_Adp only): watch its singular values,
 or the MMD of the raw codes, when you study the alignment.
 
+For teaching and testing, :func:`gaussian_mmd2` is the same estimator with a fixed kernel (biased or
+unbiased), and :func:`gaussian_mmd2_analytic` the exact value between two isotropic Gaussians
+(notebook 04 checks one against the other).
+
 Eq. 12: h^2(core m) = MMD^2(xi(S^m), xi(F^{o1 o2})) with xi one shared linear layer.
 Eq. 14: L_Adp = sum over the core modalities. With two modalities (m, n), the pair
 of "other" modalities does not exist; we compare xi(S^m) with xi(S^n) once.

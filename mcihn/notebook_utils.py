@@ -70,12 +70,19 @@ def find_repo_root(start=None) -> Path | None:
     return None
 
 
+def default_data_dir() -> Path:
+    """``data/`` of the checkout the notebook runs in (found from the working directory, then from this
+    package's location), else ``./data``. Notebooks write what they produce here, whatever their working
+    directory: ``notebooks/`` under Jupyter, the repository under ``papermill`` without ``--cwd``."""
+    root = find_repo_root() or find_repo_root(Path(__file__).parent)
+    return (root / "data") if root is not None else Path("data")
+
+
 def default_cache_dir() -> Path:
     """``$MCIHN_CACHE_DIR`` if set, else ``data/cache`` of the checkout the notebook runs in."""
     if os.environ.get("MCIHN_CACHE_DIR"):
         return Path(os.environ["MCIHN_CACHE_DIR"])
-    root = find_repo_root() or find_repo_root(Path(__file__).parent)
-    return (root / "data" / "cache") if root is not None else Path("data") / "cache"
+    return default_data_dir() / "cache"
 
 
 def subsample(data: MultimodalData, sizes: dict, seed: int = DATA_SEED) -> MultimodalData:

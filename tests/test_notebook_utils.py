@@ -34,6 +34,7 @@ def test_cache_dir_from_env_or_the_checkout(monkeypatch, tmp_path):
     assert (root / "pyproject.toml").exists()
     monkeypatch.chdir(root / "notebooks")  # where Jupyter starts a notebook's kernel
     assert nbu.default_cache_dir() == root / "data" / "cache"
+    assert nbu.default_data_dir() == root / "data"
     assert nbu.find_repo_root(tmp_path) is None
 
 
@@ -112,6 +113,15 @@ def test_cached_seed_trains_once_then_reads_back(small_settings, torch_single_th
     assert nbu.run_folder(small_settings, other) != nbu.run_folder(small_settings, cfg)  # any config change: new run
     bimodal = nbu.cached_seed(small_settings, _tiny(small_settings, modalities="vt"), 1)
     assert all("mmd" not in h for h in bimodal["history"])
+
+
+def test_the_mmd_probe_does_not_change_training(small_settings, torch_single_thread, quiet):
+    from mcihn.runner import run_seed
+    cfg = _tiny(small_settings)
+    probed = nbu.cached_seed(small_settings, cfg, 1, log=lambda *a: None)
+    plain = run_seed(small_settings.data, cfg, 1, device="cpu", **quiet)
+    assert [h["train"] for h in probed["history"]] == [h["train"] for h in plain["history"]]
+    assert probed["test"] == plain["test"]
 
 
 def test_cached_experiment_and_table3(small_settings, torch_single_thread):
