@@ -17,10 +17,11 @@ TFN (subnetworks, the rest of the inference network): the only difference betwee
 rows of a table is this factorisation. :meth:`LowRankFusion.full_weight` rebuilds W from the
 factors, which is how the tests check the identity above.
 
-Departures: the LMF paper feeds h to the task output; here h goes through TFN's remaining
-inference layers (ReLU, a second layer, the output) so that the two models differ only in the
-fusion layer. The paper learns per-rank fusion weights; they are absorbed in the factors
-(scaling w_1^(i) by lambda_i gives the same W), so we leave them out.
+Departures: in LMF the fused vector is itself the task output (d_h = 1 for a sentiment score);
+here h (d_h = post_hidden) goes through TFN's remaining inference layers (ReLU, a second layer, the
+output) so that the two models differ only in the fusion layer. The authors' released code also
+learns one weight per rank term; such weights are absorbed in the factors (scaling w_1^(i) by
+lambda_i gives the same W), so we keep the paper's plain sum.
 """
 from __future__ import annotations
 
