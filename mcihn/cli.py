@@ -1,10 +1,13 @@
-"""Command line: ``python -m mcihn {train, evaluate, extract, predict, bench, make-synthetic}``.
+"""Command line: ``python -m mcihn {train, evaluate, extract, predict, experiment, robustness, bench, make-synthetic}``.
 
     python -m mcihn train --out runs/demo                     # embedded SYNTHETIC MOSI-shaped data, tiny preset
     python -m mcihn train --data MOSI/unaligned_50.pkl --out runs/mosi   # the real thing (paper preset)
+    python -m mcihn train --model tfn --out runs/tfn          # a baseline: tfn, lmf, mult, late
     python -m mcihn evaluate --checkpoint runs/mosi/seed_1111/best.pt --data MOSI/unaligned_50.pkl
     python -m mcihn extract --dataset-dir MOSI_raw --out mosi_clip.pkl       # raw clips -> MMSA pickle
     python -m mcihn predict --checkpoint runs/mosi/seed_1111/best.pt --video clip.mp4 --text "..."
+    python -m mcihn experiment table2 --out runs/t2           # every Table 2 model over 5 seeds
+    python -m mcihn robustness --checkpoint runs/t2/tfn/seed_1111/best.pt --out runs/t2/robust_tfn
     python -m mcihn bench --preset paper
 """
 from __future__ import annotations
@@ -18,7 +21,9 @@ from .config import MCIHNConfig, parse_modalities
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train MCIHN over several seeds and write DIR/results.json")
+    p = sub.add_parser("train", help="train MCIHN (or a baseline) over several seeds and write DIR/results.json")
+    p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES,
+                   help="mcihn (default) or a baseline: tfn, lmf, mult, late (see mcihn/baselines/)")
     p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or "
                                    "any file of that structure); without it, an embedded SYNTHETIC dataset is used")
     p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
@@ -67,17 +72,13 @@ def cmd_train(a) -> int:
     if data.synthetic:
         print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/synthetic.py), not CMU-MOSI or CH-SIMS. "
               "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
-    overrides = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, mmd_weight=a.mmd_weight, lr=a.lr,
-                                        batch_size=a.batch_size, mmd_samples=a.mmd_samples,
-                                        adv_lr_scale=a.adv_lr_scale).items() if v is not None}
-    cfg = MCIHNConfig.from_preset(preset, modalities=parse_modalities(a.modalities), use_aae=not a.no_aae,
-                                  use_cgmm=not a.no_cgmm, **overrides)
+    cfg = _train_config(a, preset)
     out = Path(a.out)
     if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
         print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
               file=sys.stderr)
         return 2
-    print(f"model: {cfg.variant}, preset {cfg.preset} (L={cfg.latent_len}, d={cfg.latent_dim}, heads={cfg.heads}), "
+    print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
           f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
     seeds = a.seeds or list(DEFAULT_SEEDS)
     res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
@@ -89,6 +90,40 @@ def cmd_train(a) -> int:
     print(format_table(rows, data.dataset, std={f"{cfg.variant} mean": res["std"]}))
     print(f"\nwrote {out / 'results.json'}")
     return 0
+
+
+#: Names of ``mcihn.registry.MODELS`` (a test keeps the two in step; importing the registry here would load torch
+#: before argparse has even checked the command line).
+MODEL_CHOICES = ("mcihn", "tfn", "lmf", "mult", "late")
+#: train options that only MCIHN has: option attribute -> flag.
+MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
+              "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale"}
+
+
+def _train_config(a, preset: str):
+    """The config that ``train`` asks for: MCIHN with its switches, or a baseline (``--model``)."""
+    training = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr,
+                                       batch_size=a.batch_size).items() if v is not None}
+    modalities = parse_modalities(a.modalities)
+    if a.model == "mcihn":
+        extra = {k: v for k, v in dict(mmd_weight=a.mmd_weight, mmd_samples=a.mmd_samples,
+                                        adv_lr_scale=a.adv_lr_scale).items() if v is not None}
+        return MCIHNConfig.from_preset(preset, modalities=modalities, use_aae=not a.no_aae, use_cgmm=not a.no_cgmm,
+                                       **training, **extra)
+    used = [flag for attr, flag in MCIHN_ONLY.items() if getattr(a, attr) not in (None, False)]
+    if used:
+        raise ValueError(f"{', '.join(used)}: option(s) of MCIHN, not of --model {a.model}")
+    from .registry import make_config
+    return make_config(a.model, preset, modalities=modalities, **training)
+
+
+def _sizes(cfg) -> str:
+    """The model sizes of a config, for the log line: "L=8, d=32, heads=4" or "text_dim=16, ..."."""
+    if isinstance(cfg, MCIHNConfig):
+        return f"L={cfg.latent_len}, d={cfg.latent_dim}, heads={cfg.heads}"
+    from .baselines.common import BaselineConfig
+    shared = {f for f in BaselineConfig.__dataclass_fields__}
+    return ", ".join(f"{k}={v}" for k, v in cfg.to_dict().items() if k not in shared)
 
 
 def cmd_evaluate(a) -> int:
@@ -107,6 +142,90 @@ def cmd_evaluate(a) -> int:
 
 def _dataset_of(metrics: dict) -> str:
     return "sims" if "Mult_acc_3" in metrics else "mosi"
+
+
+def _add_experiment(sub):
+    p = sub.add_parser("experiment", help="re-run Table 2 (baselines) or Table 3 (ablations): every model over "
+                                          "the seeds, on the same data; writes DIR/tableN.md / .csv / .json")
+    p.add_argument("table", choices=["table2", "table3"],
+                   help="table2: Late fusion, TFN, LMF, MulT, MCIHN; table3: -VT, -VA, -TA, MCIHN-1, MCIHN-2, MCIHN")
+    p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
+    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
+    p.add_argument("--preset", choices=["paper", "tiny"],
+                   help="model sizes (default: paper with --data, tiny on the synthetic default)")
+    p.add_argument("--epochs", type=int, help="maximum epochs of every model (quick runs)")
+    p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult mcihn / "
+                                               "mcihn-vt mcihn-va mcihn-ta mcihn-1 mcihn-2 mcihn)")
+    p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted table run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per model)")
+
+
+def cmd_experiment(a) -> int:
+    import time
+
+    from .experiments import resolve_data, run_table
+    from .runner import DEFAULT_SEEDS
+    from .utils import resolve_device
+
+    device = resolve_device(a.device)  # fail before loading data or training
+    data = resolve_data(a.data, a.dataset)
+    if data.synthetic:
+        print("NOTE: SYNTHETIC data with a planted structure (mcihn/synthetic.py), not CMU-MOSI or CH-SIMS.")
+    t0 = time.time()
+    table = run_table(a.table, data, seeds=a.seeds or list(DEFAULT_SEEDS), out_dir=a.out, preset=a.preset,
+                      epochs=a.epochs, models=a.models, device=device, amp=a.amp, resume=a.resume,
+                      progress=not a.quiet)
+    print("\n" + table.to_markdown())
+    print(f"wall time {time.time() - t0:.0f} s; wrote " + ", ".join(str(p) for p in table.files.values()))
+    return 0
+
+
+def _add_robustness(sub):
+    p = sub.add_parser("robustness", help="a trained model with each modality dropped and with a growing share "
+                                          "of time steps missing; writes DIR/robustness.json and .png")
+    p.add_argument("--checkpoint", required=True, help="best.pt of any model (mcihn, tfn, lmf, mult, late)")
+    p.add_argument("--data", help="MMSA pickle (default: the embedded synthetic data, if the model was trained on it)")
+    p.add_argument("--dataset", choices=["mosi", "sims"])
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--rates", type=float, nargs="+", help="missing rates in [0, 1] (default 0, 0.1, ..., 1)")
+    p.add_argument("--repeats", type=int, default=3, help="random draws per rate, averaged")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random missing steps")
+    p.add_argument("--metric", default="MAE", help="metric plotted (any key of the metrics, default MAE)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def cmd_robustness(a) -> int:
+    from .robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
+    from .utils import atomic_write_json
+
+    out = Path(a.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {a.out}: exists and is not a folder")
+    res = evaluate_robustness(a.checkpoint, a.data, split=a.split, dataset=a.dataset,
+                              rates=a.rates if a.rates else DEFAULT_RATES, repeats=a.repeats, seed=a.seed,
+                              device=a.device)
+    if a.metric not in res["metrics"]:
+        raise ValueError(f"--metric {a.metric}: not a metric of {res['dataset']}; choose from {sorted(res['metrics'])}")
+    print(f"{res['variant']} on {res['split']} ({'SYNTHETIC ' if res['synthetic'] else ''}{res['dataset']}), "
+          f"{a.metric}:")
+    print("  all present      " + f"{res['full'][a.metric]:.4f}")
+    for m, metrics in res["dropped"].items():
+        print(f"  {m + ' dropped':<16} {metrics[a.metric]:.4f}")
+    for r, v in zip(res["rates"], res["metrics"][a.metric]):
+        print(f"  missing rate {r:<4g} " + ("-" if v is None else f"{v:.4f}"))
+    auc = res["auc"][a.metric]
+    print("  area under the curve " + ("undefined" if auc is None else f"{auc:.4f}"))
+    atomic_write_json(out / "robustness.json", res)
+    import matplotlib.pyplot as plt
+    fig = plot_robustness(res, metric=a.metric, path=out / "robustness.png")
+    plt.close(fig)
+    print(f"wrote {out / 'robustness.json'}, {out / 'robustness.png'}")
+    return 0
 
 
 def cmd_bench(a) -> int:
@@ -219,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_extract(sub)
     _add_predict(sub)
+    _add_experiment(sub)
+    _add_robustness(sub)
     p = sub.add_parser("evaluate", help="metrics of a saved checkpoint on one split of a pickle")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
@@ -249,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "make-synthetic": cmd_make_synthetic,
             "extract": cmd_extract, "predict": cmd_predict}
+COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness})
 
 
 def main(argv=None) -> int:

@@ -10,6 +10,9 @@ Layout of an output folder DIR::
 
 Only the validation split chooses anything (the epoch, through early stopping);
 the test split is evaluated once per seed, with the best checkpoint reloaded.
+
+``cfg`` may be an :class:`MCIHNConfig` or a baseline's config (``mcihn.registry``): the same
+runner trains TFN, LMF, MulT and late fusion, and the checkpoints record which model they hold.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import numpy as np
 from .config import MCIHNConfig
 from .data import MultimodalData, Normalizer, load_mmsa, normalize
 from .metrics import evaluate as evaluate_metrics
+from .registry import build_model, config_from_dict, model_kind
 from .train import Trainer, load_checkpoint_file, predict
 from .utils import atomic_write_json, jsonable, resolve_device, set_seed
 
@@ -35,7 +39,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     """Train and evaluate one seed.
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
-    are metric dicts of the best validation epoch's weights and "model" is the trained MCIHN
+    are metric dicts of the best validation epoch's weights and "model" is the trained model
     (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
     normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
     :meth:`Trainer.fit`.
@@ -83,7 +87,11 @@ RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
 
 
 def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer: Normalizer, path) -> None:
-    """Refuse to resume a checkpoint made with another config, dataset, input sizes or training features."""
+    """Refuse to resume a checkpoint made with another model, config, dataset, input sizes or training features."""
+    old_kind, new_kind = ck.get("model_kind", "mcihn"), model_kind(cfg)
+    if old_kind != new_kind:
+        raise ValueError(f"{path}: cannot resume: the run trained model {old_kind!r}, now {new_kind!r}; "
+                         "use another --out")
     old, new = ck["config"], cfg.to_dict()
     diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
     if diff:
@@ -129,8 +137,10 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     mean, std = summarize(per_seed)
     results = {
         "dataset": data.dataset, "data_source": data.source, "synthetic": data.synthetic,
-        "variant": cfg.variant, "config": cfg.to_dict(), "dims": {m: list(v) for m, v in data.dims.items()},
-        "per_seed": [{k: r[k] for k in ("seed", "best_epoch", "epochs_run", "valid", "test")} for r in per_seed],
+        "model": model_kind(cfg), "variant": cfg.variant, "config": cfg.to_dict(),
+        "dims": {m: list(v) for m, v in data.dims.items()},
+        "per_seed": [{k: r[k] for k in ("seed", "best_epoch", "epochs_run", "train_time_s", "valid", "test") if k in r}
+                     for r in per_seed],
         "mean": mean, "std": std,
         "valid_mean": summarize(per_seed, "valid")[0],
     }
@@ -142,12 +152,13 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
 
 
 def load_model(checkpoint):
-    """Rebuild a trained model from a checkpoint: returns (model, config, normaliser, checkpoint dict)."""
-    from .model import MCIHN
+    """Rebuild a trained model from a checkpoint: returns (model, config, normaliser, checkpoint dict).
 
+    The model's class comes from the checkpoint's ``model_kind`` (MCIHN when absent: older checkpoints).
+    """
     ck = load_checkpoint_file(checkpoint)
-    cfg = MCIHNConfig.from_dict(ck["config"])
-    model = MCIHN(cfg, {m: tuple(v) for m, v in ck["dims"].items()})
+    cfg = config_from_dict(ck["config"], ck.get("model_kind", "mcihn"))
+    model = build_model(cfg, {m: tuple(v) for m, v in ck["dims"].items()})
     model.load_state_dict(ck["model"])
     model.eval()
     return model, cfg, Normalizer.from_state_dict(ck["normalizer"]), ck

@@ -12,6 +12,10 @@ Phases 1-3 exist only with the AAE (not in MCIHN-1). Decoders and discriminators
 get no gradient from the main loss, so "update all parameters" in line 23 and
 "update everything L_Combined reaches" are the same thing.
 
+The baselines (``mcihn.baselines``: TFN, LMF, MulT, late fusion) train with the same loop,
+the same early stopping and the same checkpoints, with phase 4 alone: one Adam on every
+parameter, loss L_Mul (Eq. 18, the MAE). ``mcihn.registry`` builds the model from its config.
+
 Early stopping watches the validation MAE (= L_Mul on the validation split);
 the test split is never looked at here. A checkpoint is written atomically every
 epoch (``last.pt``, for ``resume``) and whenever validation improves (``best.pt``).
@@ -23,11 +27,13 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .aae import discriminator_loss, generator_loss, reconstruction_loss
 from .config import MCIHNConfig
 from .metrics import evaluate as evaluate_metrics
 from .model import MCIHN, main_loss
+from .registry import build_model, model_kind
 from .utils import atomic_torch_save, atomic_write_json
 
 CHECKPOINT_FORMAT = "mcihn-checkpoint-v1"
@@ -53,30 +59,39 @@ def iterate_batches(tensors: dict, batch_size: int, generator: torch.Generator |
 
 
 @torch.no_grad()
-def predict(model: MCIHN, tensors: dict, batch_size: int = 256):
-    """Predictions (N,) on CPU and the mean L_Adp over the split, in eval mode."""
+def predict(model, tensors: dict, batch_size: int = 256):
+    """Predictions (N,) on CPU and the mean L_Adp over the split (None for a model without one), in eval mode."""
     model.eval()
     preds, adp, n = [], 0.0, 0
     for batch in iterate_batches(tensors, batch_size):
         out = model(batch)
         preds.append(out.pred.float().cpu())
-        adp += out.loss_adp.float().item() * len(batch["label"])
+        if out.loss_adp is None:
+            adp = None
+        elif adp is not None:
+            adp += out.loss_adp.float().item() * len(batch["label"])
         n += len(batch["label"])
-    return torch.cat(preds), adp / max(n, 1)
+    return torch.cat(preds), (adp / max(n, 1) if adp is not None else None)
 
 
 class Trainer:
-    """Holds the model, the four optimisers and the training state of one run."""
+    """Holds the model, its optimisers (four for MCIHN, one without the AAE) and the training state of one run.
+
+    ``cfg`` is an :class:`MCIHNConfig` or the config of a baseline (see ``mcihn.registry``).
+    """
 
     def __init__(self, cfg: MCIHNConfig, dims: dict, device="cpu", amp: bool = False, seed: int = 0):
         self.cfg, self.device = cfg, torch.device(device)
-        self.model = MCIHN(cfg, dims).to(self.device)
+        self.kind = model_kind(cfg)
+        self.model = build_model(cfg, dims).to(self.device)
+        # Phases 1-3 of Algorithm 1 exist only for MCIHN with its adversarial autoencoders.
+        self.aae_phases = isinstance(self.model, MCIHN) and cfg.use_aae
 
         def adam(params, lr=cfg.lr):
             return torch.optim.Adam(params, lr=lr, foreach=True)  # foreach: one fused loop, also on CPU
 
         self.opt = {"main": adam(self.model.main_parameters())}
-        if cfg.use_aae:
+        if self.aae_phases:
             self.opt["rec"] = adam(self.model.encoder_parameters() + self.model.decoder_parameters())
             self.opt["disc"] = adam(self.model.discriminator_parameters(), cfg.lr * cfg.adv_lr_scale)
             self.opt["gen"] = adam(self.model.encoder_parameters(), cfg.lr * cfg.adv_lr_scale)
@@ -131,17 +146,27 @@ class Trainer:
         return self._step("gen", loss, where)
 
     def step_main(self, batch, where="?") -> dict:
-        """Alg. 1 lines 14-23: L_Combined = L_Mul + lambda * L_Adp (Eq. 18-19)."""
+        """Alg. 1 lines 14-23: L_Combined = L_Mul + lambda * L_Adp (Eq. 18-19).
+
+        A baseline has no L_Adp: its loss is L_Mul alone and it logs {"total", "mul"}.
+        """
         with self.autocast():
             out = self.model(batch)
-            total, l_mul, l_adp = main_loss(out, batch["label"], self.cfg.mmd_weight)
+            if isinstance(self.model, MCIHN):
+                total, l_mul, l_adp = main_loss(out, batch["label"], self.cfg.mmd_weight)
+            else:
+                total = l_mul = F.l1_loss(out.pred.float(), batch["label"].float())  # Eq. 18
+                l_adp = None
         value = self._step("main", total, where)
-        return {"total": value, "mul": l_mul.item(), "adp": l_adp.item()}
+        logs = {"total": value, "mul": l_mul.item()}
+        if l_adp is not None:
+            logs["adp"] = l_adp.item()
+        return logs
 
     def train_batch(self, batch, where="?") -> dict:
         self.model.train()
         logs = {}
-        if self.cfg.use_aae:
+        if self.aae_phases:
             logs["rec"] = self.step_reconstruction(batch, where)
             logs["disc"] = self.step_discriminator(batch, where)
             logs["gen"] = self.step_generator(batch, where)
@@ -156,7 +181,9 @@ class Trainer:
     def validate(self, tensors: dict, dataset: str) -> dict:
         pred, adp = self.predict(tensors)
         y = tensors["label"].cpu()
-        res = {"loss_mul": float((pred - y).abs().mean()), "loss_adp": adp}
+        res = {"loss_mul": float((pred - y).abs().mean())}
+        if adp is not None:
+            res["loss_adp"] = adp
         res.update(evaluate_metrics(pred.numpy(), y.numpy(), dataset))
         return res
 
@@ -223,7 +250,7 @@ class Trainer:
 
     # ---- checkpoints (plain types and tensors only: torch.load(weights_only=True) works) ----
     def checkpoint(self, extra_state: dict | None = None, full: bool = True) -> dict:
-        ck = {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(),
+        ck = {"format": CHECKPOINT_FORMAT, "model_kind": self.kind, "config": self.cfg.to_dict(),
               "dims": {m: list(v) for m, v in self.model.dims.items()},
               "model": self.model.state_dict(), "epoch": self.epoch, **(extra_state or {})}
         if full:

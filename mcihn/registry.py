@@ -1,0 +1,60 @@
+"""Every model the package can train, by the name used on the command line and in checkpoints.
+
+    kind     config class                     model class
+    mcihn    mcihn.config.MCIHNConfig         mcihn.model.MCIHN
+    tfn      mcihn.baselines.TFNConfig        mcihn.baselines.TFN
+    lmf      mcihn.baselines.LMFConfig        mcihn.baselines.LMF
+    mult     mcihn.baselines.MulTConfig       mcihn.baselines.MulT
+    late     mcihn.baselines.LateFusionConfig mcihn.baselines.LateFusion
+
+Every config has ``paper`` and ``tiny`` presets, ``to_dict`` / ``from_dict``, ``modalities``,
+``variant`` (its row name in a table) and the training fields the trainer reads (lr,
+batch_size, epochs, patience, grad_clip). Checkpoints store the kind next to the config
+(``"model_kind"``; a checkpoint without it is an MCIHN one), so loading rebuilds the right class.
+"""
+from __future__ import annotations
+
+from .baselines import LMF, TFN, LateFusion, LateFusionConfig, LMFConfig, MulT, MulTConfig, TFNConfig
+from .config import MCIHNConfig
+from .model import MCIHN
+
+MODELS = {
+    "mcihn": (MCIHNConfig, MCIHN),
+    "tfn": (TFNConfig, TFN),
+    "lmf": (LMFConfig, LMF),
+    "mult": (MulTConfig, MulT),
+    "late": (LateFusionConfig, LateFusion),
+}
+MODEL_KINDS = tuple(MODELS)
+
+
+def _entry(kind: str):
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; choose from {list(MODELS)}")
+    return MODELS[kind]
+
+
+def config_class(kind: str) -> type:
+    return _entry(kind)[0]
+
+
+def model_kind(cfg) -> str:
+    """The registry name of a config object (exact type: LMFConfig is a TFNConfig subclass)."""
+    for kind, (cls, _) in MODELS.items():
+        if type(cfg) is cls:
+            return kind
+    raise TypeError(f"{type(cfg).__name__} is not the config of a registered model")
+
+
+def make_config(kind: str, preset: str = "paper", **overrides):
+    """``make_config("tfn", "tiny", epochs=5)`` -> TFNConfig.tiny(epochs=5)."""
+    return config_class(kind).from_preset(preset, **overrides)
+
+
+def config_from_dict(d: dict, kind: str = "mcihn"):
+    return config_class(kind).from_dict(d)
+
+
+def build_model(cfg, dims: dict):
+    """The model for ``cfg`` with input sizes ``dims`` (modality -> (T_m, D_m), read from the data)."""
+    return _entry(model_kind(cfg))[1](cfg, dims)

@@ -1,0 +1,205 @@
+"""Missing-modality robustness of a trained model: whole modalities dropped, and a growing share
+of time steps missing.
+
+Two tests, both at evaluation time on a trained model (nothing is retrained):
+
+* **drop a modality**: every time step of modality m is missing; one score per modality.
+* **missing rate r**: every real time step of every modality is missing independently with
+  probability r, for r from 0 to 1 (the random-missing protocol of EMT-DLFR and of
+  MultiBench's robustness curves). The metric is plotted against r and summarised by the area
+  under that curve (trapezoid rule; rates from 0 to 1 make it the curve's average height).
+
+"Missing" means the feature vector of that step is replaced by 0, which after the training-split
+normalisation is the training mean. The validity masks are left as they are, so the model is not
+told which steps are missing (as with a sensor that drops out). At rate 0 nothing changes, so the
+curve starts exactly at the plain evaluation; at rate 1 every input is at its mean.
+
+Each rate is drawn ``repeats`` times with different random masks (seeded: the same call gives the
+same curve) and the metrics are averaged over the draws.
+
+From a notebook::
+
+    from mcihn.robustness import evaluate_robustness, plot_robustness
+    res = evaluate_robustness("runs/t2/tfn/seed_1111/best.pt")   # the data it was trained on
+    res["auc"]["MAE"], res["dropped"]["text"]["MAE"]
+    plot_robustness({"TFN": res}, metric="MAE")
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .metrics import METRIC_KEYS, evaluate as evaluate_metrics
+from .train import predict
+
+#: Missing rates 0, 0.1, ..., 1.
+DEFAULT_RATES = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def mask_time_steps(tensors: dict, rate: float, modalities=None, generator: torch.Generator | None = None) -> dict:
+    """A copy of ``tensors`` where each real time step of ``modalities`` (default: all present) is
+    set to 0 with probability ``rate``; padding stays 0, masks and labels are unchanged.
+
+    tensors: m -> (N, T_m, D_m), m + "_mask" -> (N, T_m), "label" -> (N,), as ``SplitData.to_tensors``.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"missing rate must be in [0, 1], got {rate}")
+    present = [k for k in tensors if k + "_mask" in tensors]
+    modalities = present if modalities is None else list(modalities)
+    unknown = [m for m in modalities if m not in present]
+    if unknown:
+        raise ValueError(f"no modality {unknown} in these tensors (they hold {present})")
+    out = dict(tensors)
+    for m in modalities:
+        x = tensors[m]
+        if rate == 0.0:
+            continue
+        if rate == 1.0:
+            keep = torch.zeros(x.shape[:2], dtype=torch.bool, device=x.device)
+        else:
+            u = torch.rand(x.shape[:2], generator=generator)  # (N, T_m), drawn on CPU: same numbers on any device
+            keep = (u >= rate).to(x.device)
+        out[m] = x * keep[..., None].to(x.dtype)  # (N, T_m, 1) broadcast over the features
+    return out
+
+
+def drop_modality(tensors: dict, modality: str) -> dict:
+    """Every time step of ``modality`` missing (its features all 0, its mask unchanged)."""
+    return mask_time_steps(tensors, 1.0, [modality])
+
+
+def area_under_curve(rates, values) -> float | None:
+    """Trapezoid area of ``values`` over ``rates``; None when a value is undefined (e.g. Corr of a
+    constant prediction)."""
+    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+    if not np.all(np.isfinite(v)):
+        return None
+    r = np.asarray(rates, dtype=float)
+    return float(np.sum((r[1:] - r[:-1]) * (v[1:] + v[:-1]) / 2.0))
+
+
+def _metrics(model, tensors: dict, dataset: str, batch_size: int) -> dict:
+    pred, _ = predict(model, tensors, batch_size)
+    return evaluate_metrics(pred.numpy(), tensors["label"].cpu().numpy(), dataset)
+
+
+def robustness_curve(model, tensors: dict, dataset: str, rates=DEFAULT_RATES, repeats: int = 3, seed: int = 0,
+                     modalities=None, batch_size: int = 256) -> dict:
+    """Metrics of ``model`` on ``tensors`` (normalised, on the model's device) under missing data.
+
+    Returns {"rates": [...], "metrics": {key: [mean over repeats, per rate]}, "std": {key: [...]},
+    "auc": {key: area or None}, "full": metrics without anything missing, "dropped": {m: metrics with
+    modality m missing}, "repeats", "seed", "modalities"}. ``modalities`` limits the random missing
+    steps to some modalities (default: all the model uses).
+    """
+    rates = [float(r) for r in rates]
+    if not rates or any(not 0 <= r <= 1 for r in rates) or rates != sorted(rates):
+        raise ValueError(f"rates must be increasing numbers in [0, 1], got {rates}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    used = list(getattr(model, "modalities", [k for k in tensors if k + "_mask" in tensors]))
+    modalities = used if modalities is None else list(modalities)
+    keys = METRIC_KEYS["sims" if dataset == "sims" else "mosi"]
+    full = _metrics(model, tensors, dataset, batch_size)
+    gen = torch.Generator().manual_seed(seed)
+    per_rate = []  # per rate: {key: [value per draw]}
+    for r in rates:
+        draws = [full] if r == 0.0 else [
+            _metrics(model, mask_time_steps(tensors, r, modalities, gen), dataset, batch_size)
+            for _ in range(1 if r == 1.0 else repeats)]  # rate 0 and 1 are not random
+        per_rate.append({k: [d[k] for d in draws] for k in keys})
+
+    def stat(fn, vals):
+        vals = [np.nan if v is None else v for v in vals]
+        out = float(fn(vals))
+        return None if math.isnan(out) else out
+
+    curve = {k: [stat(np.mean, p[k]) for p in per_rate] for k in keys}
+    return {
+        "rates": rates, "metrics": curve,
+        "std": {k: [stat(np.std, p[k]) for p in per_rate] for k in keys},
+        "auc": {k: area_under_curve(rates, curve[k]) for k in keys},
+        "full": full,
+        "dropped": {m: _metrics(model, drop_modality(tensors, m), dataset, batch_size) for m in used},
+        "repeats": repeats, "seed": seed, "modalities": modalities,
+    }
+
+
+def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str | None = None,
+                        rates=DEFAULT_RATES, repeats: int = 3, seed: int = 0, device="cpu") -> dict:
+    """:func:`robustness_curve` of a saved model (any kind) on one split.
+
+    data: an MMSA pickle path or a MultimodalData; None = the embedded synthetic data, allowed only
+    when the checkpoint was trained on it. The checkpoint's own normaliser is applied. The result
+    also names the checkpoint, model kind, variant, dataset and split.
+    """
+    from .runner import load_model
+    from .utils import resolve_device
+
+    model, cfg, normalizer, ck = load_model(checkpoint)
+    data = _data_for(ck, checkpoint, data, dataset)
+    if split not in data.splits:
+        raise ValueError(f"{data.source}: no split {split!r}; it has {sorted(data.splits)}")
+    for m in cfg.modalities:
+        if tuple(data.dims[m]) != tuple(ck["dims"][m]):
+            raise ValueError(f"{data.source}: {m} features are {data.dims[m]} (T, D) but the checkpoint was "
+                             f"trained on {tuple(ck['dims'][m])}")
+    device = resolve_device(device) if isinstance(device, str) else device
+    model.to(device)
+    tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}
+    res = robustness_curve(model, tensors, data.dataset, rates=rates, repeats=repeats, seed=seed)
+    return {"checkpoint": str(checkpoint), "model": ck.get("model_kind", "mcihn"), "variant": cfg.variant,
+            "dataset": data.dataset, "data_source": data.source, "synthetic": data.synthetic, "split": split, **res}
+
+
+def _data_for(ck: dict, checkpoint, data, dataset):
+    from .data import MultimodalData, load_mmsa
+
+    if isinstance(data, MultimodalData):
+        return data
+    if data is not None:
+        return load_mmsa(data, dataset=dataset or ck.get("dataset"))
+    source = str(ck.get("data_source", ""))
+    if source.startswith("SYNTHETIC"):
+        from .synthetic import synthetic_data
+        embedded = synthetic_data(kind=ck.get("dataset", "mosi"), seed=0)
+        if embedded.source == source:
+            return embedded
+    raise ValueError(f"{checkpoint}: trained on {source or 'unknown data'}, which is not the embedded synthetic "
+                     "set: pass the data (--data PATH.pkl)")
+
+
+def plot_robustness(results: dict, metric: str = "MAE", ax=None, path=None):
+    """Plot ``metric`` against the missing rate. ``results``: one result of :func:`robustness_curve` /
+    :func:`evaluate_robustness`, or {name: result} to compare models. Returns the matplotlib figure;
+    with ``path`` it is also saved there (atomically). matplotlib is imported only here."""
+    import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend by themselves
+
+    curves = {results.get("variant", "model"): results} if "rates" in results else results
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+    else:
+        fig = ax.figure
+    for name, res in curves.items():
+        if metric not in res["metrics"]:
+            raise ValueError(f"no metric {metric!r}; have {sorted(res['metrics'])}")
+        y = [np.nan if v is None else v for v in res["metrics"][metric]]
+        auc = res["auc"][metric]
+        ax.plot(res["rates"], y, marker="o", label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+    ax.set_xlabel("missing rate (share of time steps set to 0)")
+    ax.set_ylabel(metric + (" (lower is better)" if metric == "MAE" else ""))
+    ax.set_xlim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        import io
+
+        from .utils import atomic_write_bytes
+        buf = io.BytesIO()
+        fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
+        atomic_write_bytes(path, buf.getvalue())
+    return fig

@@ -1,0 +1,152 @@
+"""Tests for missing-modality robustness (mcihn.robustness, ``python -m mcihn robustness``)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL_DIMS, make_batch
+from mcihn.cli import main
+from mcihn.data import load_mmsa
+from mcihn.registry import make_config
+from mcihn.robustness import (DEFAULT_RATES, area_under_curve, drop_modality, evaluate_robustness, mask_time_steps,
+                              plot_robustness, robustness_curve)
+from mcihn.runner import evaluate_checkpoint, load_model, run_seed
+from mcihn.synthetic import write_synthetic
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+QUIET = dict(progress=False, log=lambda *a, **k: None)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small pickle, and an MCIHN and a late-fusion model trained on it for 3 epochs."""
+    tmp = tmp_path_factory.mktemp("robust")
+    path = tmp / "x.pkl"
+    write_synthetic(path, splits={"train": 96, "valid": 24, "test": 40}, dims=dict(SMALL_DIMS), seed=4)
+    data = load_mmsa(path)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cks = {}
+        for kind in ("mcihn", "late"):
+            run_seed(data, make_config(kind, "tiny", epochs=3), 1, out_dir=tmp / kind, device="cpu", **QUIET)
+            cks[kind] = tmp / kind / "best.pt"
+    finally:
+        torch.set_num_threads(old)
+    return path, data, cks
+
+
+# ----------------------------------------------------------------------------- masking
+def test_mask_time_steps_sets_the_share_of_real_steps_it_is_asked_for():
+    lengths = {m: torch.randint(1, 41, (300,), generator=torch.Generator().manual_seed(1)).tolist()
+               for m in ("text", "audio", "vision")}
+    batch = make_batch(dims={"text": (40, 3), "audio": (40, 2), "vision": (40, 4)}, lengths=lengths, seed=1)
+    for rate in (0.0, 0.3, 0.7, 1.0):
+        out = mask_time_steps(batch, rate, generator=torch.Generator().manual_seed(0))
+        for m in ("text", "audio", "vision"):
+            real = batch[m + "_mask"]
+            zeroed = (out[m] == 0).all(-1) & (batch[m] != 0).any(-1)  # (N, T): steps that were set to 0
+            share = zeroed[real].float().mean().item()
+            assert abs(share - rate) < 0.03, (m, rate, share)
+            assert (out[m][~real] == 0).all()  # padding stays 0
+            kept = ~zeroed & real
+            assert torch.equal(out[m][kept], batch[m][kept])  # the others are untouched
+            assert out[m + "_mask"] is batch[m + "_mask"] and out["label"] is batch["label"]
+    assert all(torch.equal(mask_time_steps(batch, 0.0)[m], batch[m]) for m in ("text", "audio", "vision"))
+
+
+def test_mask_time_steps_is_seeded_and_limited_to_the_modalities_asked(batch):
+    a = mask_time_steps(batch, 0.5, ["audio"], torch.Generator().manual_seed(3))
+    b = mask_time_steps(batch, 0.5, ["audio"], torch.Generator().manual_seed(3))
+    assert torch.equal(a["audio"], b["audio"])
+    assert torch.equal(a["text"], batch["text"]) and torch.equal(a["vision"], batch["vision"])
+    dropped = drop_modality(batch, "vision")
+    assert (dropped["vision"] == 0).all() and torch.equal(dropped["text"], batch["text"])
+    with pytest.raises(ValueError, match="missing rate"):
+        mask_time_steps(batch, 1.5)
+    with pytest.raises(ValueError, match="no modality"):
+        mask_time_steps(batch, 0.5, ["smell"])
+
+
+def test_area_under_curve():
+    rates = [0.0, 0.25, 0.5, 1.0]  # uneven steps on purpose
+    assert area_under_curve(rates, [0.7] * 4) == pytest.approx(0.7)
+    assert area_under_curve(rates, [1 - r for r in rates]) == pytest.approx(0.5)
+    assert area_under_curve(rates, [1.0, 0.5, None, 0.0]) is None
+
+
+# ----------------------------------------------------------------------------- curves of trained models
+@pytest.mark.parametrize("kind", ["mcihn", "late"])
+def test_curve_at_rate_0_equals_the_plain_evaluation(trained, kind):
+    path, _, cks = trained
+    res = evaluate_robustness(cks[kind], path, rates=(0.0, 0.5, 1.0), repeats=2)
+    plain = evaluate_checkpoint(cks[kind], path)
+    assert res["full"] == plain
+    assert {k: v[0] for k, v in res["metrics"].items()} == plain
+    assert res["model"] == kind and res["rates"] == [0.0, 0.5, 1.0] and res["split"] == "test"
+    assert set(res["dropped"]) == {"text", "audio", "vision"}
+
+
+def test_curve_is_reproducible_and_moves_with_the_rate(trained):
+    path, data, cks = trained
+    model, cfg, norm, _ = load_model(cks["late"])
+    tensors = norm.transform(data["test"]).to_tensors(cfg.modalities)
+    a = robustness_curve(model, tensors, "mosi", rates=DEFAULT_RATES, repeats=2, seed=5)
+    b = robustness_curve(model, tensors, "mosi", rates=DEFAULT_RATES, repeats=2, seed=5)
+    c = robustness_curve(model, tensors, "mosi", rates=DEFAULT_RATES, repeats=2, seed=6)
+    assert a == b
+    assert a["metrics"]["MAE"][5] != c["metrics"]["MAE"][5]  # other random missing steps
+    assert len(a["metrics"]["MAE"]) == 11 and a["auc"]["MAE"] == pytest.approx(
+        np.trapezoid(a["metrics"]["MAE"], a["rates"]) if hasattr(np, "trapezoid") else np.trapz(a["metrics"]["MAE"],
+                                                                                                  a["rates"]))
+    # at rate 1 every input is at its training mean: a late-fusion model then predicts one constant
+    pred = model(mask_time_steps(tensors, 1.0)).pred
+    assert torch.allclose(pred, pred[0].expand_as(pred))
+    assert a["metrics"]["Corr"][-1] is None and a["auc"]["Corr"] is None  # Corr of a constant is undefined
+    # dropping a modality is the same as missing all of its steps
+    dropped = robustness_curve(model, tensors, "mosi", rates=(0.0, 1.0), repeats=1, modalities=["text"])
+    assert dropped["metrics"]["MAE"][1] == a["dropped"]["text"]["MAE"]
+    with pytest.raises(ValueError, match="increasing"):
+        robustness_curve(model, tensors, "mosi", rates=(0.5, 0.0))
+
+
+def test_plot_compares_models(trained):
+    path, _, cks = trained
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = {k: evaluate_robustness(ck, path, rates=(0.0, 0.5, 1.0), repeats=1) for k, ck in cks.items()}
+    fig = plot_robustness(res, metric="Has0_acc_2")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 2 and ax.lines[0].get_label().startswith("mcihn (AUC")
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), res["late"]["metrics"]["Has0_acc_2"])
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- the command
+def test_robustness_command_writes_json_and_png(trained, tmp_path, capsys):
+    path, _, cks = trained
+    out = tmp_path / "r"
+    rc = main(["robustness", "--checkpoint", str(cks["mcihn"]), "--data", str(path), "--rates", "0", "0.5", "1",
+               "--repeats", "2", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "text dropped" in printed and "area under the curve" in printed
+    res = json.loads((out / "robustness.json").read_text())
+    assert res["rates"] == [0.0, 0.5, 1.0] and set(res["auc"]) == set(res["metrics"]) == set(res["full"])
+    assert (out / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_robustness_command_errors(trained, tmp_path, capsys):
+    path, _, cks = trained
+    rc = main(["robustness", "--checkpoint", str(cks["late"]), "--out", str(tmp_path / "r")])
+    assert rc == 2 and "pass the data" in capsys.readouterr().err  # trained on a pickle, not the embedded set
+    rc = main(["robustness", "--checkpoint", str(cks["late"]), "--data", str(path), "--metric", "Acc-9",
+               "--rates", "0", "--out", str(tmp_path / "r")])
+    assert rc == 2 and "--metric Acc-9" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing half-written
