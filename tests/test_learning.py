@@ -33,7 +33,7 @@ def test_synthetic_data_is_announced(data):
     assert "SYNTHETIC" in data.source
 
 
-def test_mcihn_beats_mean_and_ridge(data):
+def test_mcihn_beats_mean_and_ridge(data, torch_single_thread):
     normed, _ = normalize(data, ("text", "audio", "vision"))
     ytr, yte = normed["train"].labels, normed["test"].labels
     ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(pooled(normed["train"]), ytr)
