@@ -80,12 +80,12 @@ def test_setup_quick_and_full(tmp_path):
         assert cfg.epochs == nbu.QUICK_EPOCHS and cfg.batch_size == nbu.QUICK_BATCH and cfg.mmd_weight == 0.5
         assert s.config(batch_size=16).batch_size == 16  # explicit overrides win
         assert s.cache_dir == tmp_path
+        assert nbu.setup(QUICK=True, PRESET="paper", DEVICE="cpu", log=lambda *a: None).config().latent_dim == 256
     finally:
         torch.set_num_threads(old)
     full = nbu.setup(QUICK=False, EPOCHS=7, SEEDS=[5], DEVICE="cpu", CACHE_DIR=tmp_path, log=lambda *a: None)
-    assert len(full.data["train"]) == 1284 and full.seeds == (5,)
+    assert len(full.data["train"]) == 1284 and full.seeds == (5,) and torch.get_num_threads() == old
     assert full.config().epochs == 7 and full.config().batch_size == MCIHNConfig.tiny().batch_size
-    assert nbu.setup(QUICK=True, PRESET="paper", DEVICE="cpu", log=lambda *a: None).config().latent_dim == 256
 
 
 @pytest.fixture
