@@ -128,6 +128,8 @@ class MulT(BaselineModel):
         d, k = cfg.d_model, cfg.conv_kernel
         self.proj = nn.ModuleDict({m: nn.Conv1d(self.dims[m][1], d, k, padding=k // 2, bias=False)
                                    for m in self.modalities})  # step 1: D_m -> d
+        for m in self.modalities:  # fixed sinusoidal positions of each modality's length, (T_m, d)
+            self.register_buffer(f"pos_{m}", sinusoidal_positions(self.dims[m][0], d), persistent=False)
         self.embed_drop = nn.Dropout(cfg.dropout)
         # step 2: one crossmodal transformer per ordered pair, keyed "target<-source", e.g. "t<-a"
         self.pairs = [(a, b) for a in self.modalities for b in self.modalities if a != b]
@@ -152,7 +154,7 @@ class MulT(BaselineModel):
         if mask is not None:
             x = x * mask[..., None].to(x.dtype)  # padding to 0, so a kernel > 1 cannot carry it into real steps
         z = self.proj[m](x.transpose(1, 2)).transpose(1, 2)  # (B, D_m, T_m) -> (B, d, T_m) -> (B, T_m, d)
-        z = math.sqrt(z.shape[-1]) * z + sinusoidal_positions(z.shape[1], z.shape[2]).to(z)
+        z = math.sqrt(z.shape[-1]) * z + getattr(self, f"pos_{m}").to(z.dtype)  # (B, T_m, d) + (T_m, d)
         return self.embed_drop(z)
 
     def forward(self, batch: dict) -> BaselineOutput:
