@@ -17,6 +17,14 @@ LETTER_TO_MODALITY = {"t": "text", "a": "audio", "v": "vision"}
 MODALITY_TO_LETTER = {v: k for k, v in LETTER_TO_MODALITY.items()}
 
 
+def input_sizes(modalities, dims: dict) -> dict:
+    """{m: (T_m, D_m)} for the configured modalities, as ints, from the data's ``dims``; refuses missing ones."""
+    missing = [m for m in modalities if m not in dims]
+    if missing:
+        raise ValueError(f"the data has no {missing} features but the config asks for modalities {tuple(modalities)}")
+    return {m: (int(dims[m][0]), int(dims[m][1])) for m in modalities}
+
+
 def parse_modalities(spec: str | list | tuple) -> tuple[str, ...]:
     """``"tav"`` / ``"vt"`` / ``["text", "audio"]`` -> ordered tuple of modality names.
 

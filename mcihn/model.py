@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .aae import ModalityAAE
 from .cgmm import CGMMOutput, CrossModalGate, plain_pairs
-from .config import MCIHNConfig
+from .config import MCIHNConfig, input_sizes
 from .ffm import FeatureFusion
 from .mmd import FeatureAdaptiveMMD
 
@@ -43,12 +43,9 @@ class MCIHN(nn.Module):
     def __init__(self, cfg: MCIHNConfig, dims: dict):
         """cfg: sizes and switches; dims: modality -> (T_m, D_m) read from the data."""
         super().__init__()
-        missing = [m for m in cfg.modalities if m not in dims]
-        if missing:
-            raise ValueError(f"the data has no {missing} features but the config asks for modalities {cfg.modalities}")
         self.cfg = cfg
         self.modalities = list(cfg.modalities)
-        self.dims = {m: (int(dims[m][0]), int(dims[m][1])) for m in self.modalities}
+        self.dims = input_sizes(self.modalities, dims)  # m -> (T_m, D_m), from the data
         L, d = cfg.latent_len, cfg.latent_dim
         self.aae = nn.ModuleDict({
             m: ModalityAAE(T, D, L, d, cfg.disc_hidden, cfg.enc_kernel, adversarial=cfg.use_aae)

@@ -136,17 +136,12 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
     when the checkpoint was trained on it. The checkpoint's own normaliser is applied. The result
     also names the checkpoint, model kind, variant, dataset and split.
     """
-    from .runner import load_model
+    from .runner import check_fits_checkpoint, load_model
     from .utils import resolve_device
 
     model, cfg, normalizer, ck = load_model(checkpoint)
     data = _data_for(ck, checkpoint, data, dataset)
-    if split not in data.splits:
-        raise ValueError(f"{data.source}: no split {split!r}; it has {sorted(data.splits)}")
-    for m in cfg.modalities:
-        if tuple(data.dims[m]) != tuple(ck["dims"][m]):
-            raise ValueError(f"{data.source}: {m} features are {data.dims[m]} (T, D) but the checkpoint was "
-                             f"trained on {tuple(ck['dims'][m])}")
+    check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device)
     tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}

@@ -164,17 +164,22 @@ def load_model(checkpoint):
     return model, cfg, Normalizer.from_state_dict(ck["normalizer"]), ck
 
 
+def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> None:
+    """Refuse data without ``split`` or with other input sizes (T, D) than the checkpoint was trained on."""
+    if split not in data.splits:
+        raise ValueError(f"{data.source}: no split {split!r}; it has {sorted(data.splits)}")
+    for m in cfg.modalities:
+        if tuple(data.dims[m]) != tuple(ck["dims"][m]):
+            raise ValueError(f"{data.source}: {m} features are {data.dims[m]} (T, D) but the checkpoint was trained "
+                             f"on {tuple(ck['dims'][m])}")
+
+
 def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str | None = None,
                         device="cpu") -> dict:
     """Metrics of a saved model on one split of a pickle, with the checkpoint's own normaliser."""
     model, cfg, normalizer, ck = load_model(checkpoint)
     data = load_mmsa(data_path, dataset=dataset or ck.get("dataset"))
-    if split not in data.splits:
-        raise ValueError(f"{data_path}: no split {split!r}; it has {sorted(data.splits)}")
-    for m in cfg.modalities:
-        if tuple(data.dims[m]) != tuple(ck["dims"][m]):
-            raise ValueError(f"{data_path}: {m} features are {data.dims[m]} (T, D) but the checkpoint was trained "
-                             f"on {tuple(ck['dims'][m])}")
+    check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)
     tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}

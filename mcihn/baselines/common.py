@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from ..config import MODALITIES, MODALITY_TO_LETTER, parse_modalities
+from ..config import MODALITIES, MODALITY_TO_LETTER, input_sizes, parse_modalities
 
 #: Training settings of every ``tiny`` preset: the same as ``MCIHNConfig.tiny`` so that a table
 #: compares models trained with one budget (lr 3e-3, at most 30 epochs, patience 8, no dropout).
@@ -112,12 +112,9 @@ class BaselineModel(nn.Module):
 
     def __init__(self, cfg: BaselineConfig, dims: dict):
         super().__init__()
-        missing = [m for m in cfg.modalities if m not in dims]
-        if missing:
-            raise ValueError(f"the data has no {missing} features but the config asks for modalities {cfg.modalities}")
         self.cfg = cfg
         self.modalities = list(cfg.modalities)
-        self.dims = {m: (int(dims[m][0]), int(dims[m][1])) for m in self.modalities}
+        self.dims = input_sizes(self.modalities, dims)  # m -> (T_m, D_m), from the data
 
     def main_parameters(self):
         """A baseline has one training phase: the MAE updates every parameter (one Adam)."""
