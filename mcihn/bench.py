@@ -23,9 +23,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import MCIHNConfig
-from .synthetic import PAPER_DIMS
-from .train import Trainer
+from .model.config import MCIHNConfig
+from .data import PAPER_DIMS
+from .training.trainer import Trainer
 from .utils import resolve_device, set_seed
 
 
@@ -123,7 +123,7 @@ def run_extract_bench(size: str = "tiny", n_clips: int = 24, seconds: float = 4.
                       batch_size: int = 8, log=print) -> dict:
     """Feature-extraction throughput (clips/s) on generated clips with random-weight encoders.
 
-    ``size="tiny"``: the toy CLIP / BERT / wav2vec2 of :mod:`mcihn.testing`; ``size="paper"``: full-size
+    ``size="tiny"``: the toy CLIP / BERT / wav2vec2 of :mod:`mcihn.extraction.fixtures`; ``size="paper"``: full-size
     random-weight models of the paper's architectures (ViT-B/32, bert-base, wav2vec2-large-XLSR), whose
     compute equals the real ones'. Clips are ``seconds`` long at 25 fps, 320x240, with audio (MOSI's are
     ~4 s on average). Timing covers decoding + encoding + writing, not model loading.
@@ -131,9 +131,9 @@ def run_extract_bench(size: str = "tiny", n_clips: int = 24, seconds: float = 4.
     import tempfile
     from pathlib import Path
 
-    from .extract import extract_dataset
-    from .features import ExtractionConfig
-    from .testing import make_clip_folder, make_tiny_models
+    from .extraction.dataset import extract_dataset
+    from .extraction.features import ExtractionConfig
+    from .extraction.fixtures import make_clip_folder, make_tiny_models
 
     device = resolve_device(device)
     with tempfile.TemporaryDirectory() as tmp:

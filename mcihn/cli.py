@@ -17,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import MCIHNConfig, parse_modalities
+from .model.config import MCIHNConfig
+from .modalities import parse_modalities
 
 
 def _add_train(sub):
@@ -51,7 +52,7 @@ def _add_train(sub):
 
 def cmd_train(a) -> int:
     from .metrics import format_table
-    from .runner import DEFAULT_SEEDS, run_experiment
+    from .training.runner import DEFAULT_SEEDS, run_experiment
     from .utils import resolve_device
 
     device = resolve_device(a.device)  # fail before loading data or training
@@ -63,14 +64,14 @@ def cmd_train(a) -> int:
         data = load_mmsa(a.data, dataset=a.dataset)
         preset = a.preset or "paper"
     else:
-        from .synthetic import synthetic_data
+        from .data import synthetic_data
         data = synthetic_data(kind=a.dataset or "mosi", seed=0)
         preset = a.preset or "tiny"
     print(f"data: {data.source}  [{data.dataset}; " + ", ".join(
         f"{s} {len(data[s])}" for s in data.splits) + "; " + ", ".join(
         f"{m} {T}x{D}" for m, (T, D) in data.dims.items()) + "]")
     if data.synthetic:
-        print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/synthetic.py), not CMU-MOSI or CH-SIMS. "
+        print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS. "
               "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
     cfg = _train_config(a, preset)
     out = Path(a.out)
@@ -92,7 +93,7 @@ def cmd_train(a) -> int:
     return 0
 
 
-#: Names of ``mcihn.registry.MODELS`` (a test keeps the two in step; importing the registry here would load torch
+#: Names of ``mcihn.training.registry.MODELS`` (a test keeps the two in step; importing the registry here would load torch
 #: before argparse has even checked the command line).
 MODEL_CHOICES = ("mcihn", "tfn", "lmf", "mult", "late")
 #: train options that only MCIHN has: option attribute -> flag.
@@ -113,7 +114,7 @@ def _train_config(a, preset: str):
     used = [flag for attr, flag in MCIHN_ONLY.items() if getattr(a, attr) not in (None, False)]
     if used:
         raise ValueError(f"{', '.join(used)}: option(s) of MCIHN, not of --model {a.model}")
-    from .registry import make_config
+    from .training.registry import make_config
     return make_config(a.model, preset, modalities=modalities, **training)
 
 
@@ -128,7 +129,7 @@ def _sizes(cfg) -> str:
 
 def cmd_evaluate(a) -> int:
     from .metrics import format_table
-    from .runner import evaluate_checkpoint
+    from .training.runner import evaluate_checkpoint
     from .utils import atomic_write_json
 
     metrics = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, dataset=a.dataset, device=a.device)
@@ -167,14 +168,14 @@ def _add_experiment(sub):
 def cmd_experiment(a) -> int:
     import time
 
-    from .experiments import resolve_data, run_table
-    from .runner import DEFAULT_SEEDS
+    from .experiments.tables import resolve_data, run_table
+    from .training.runner import DEFAULT_SEEDS
     from .utils import resolve_device
 
     device = resolve_device(a.device)  # fail before loading data or training
     data = resolve_data(a.data, a.dataset)
     if data.synthetic:
-        print("NOTE: SYNTHETIC data with a planted structure (mcihn/synthetic.py), not CMU-MOSI or CH-SIMS.")
+        print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
     t0 = time.time()
     table = run_table(a.table, data, seeds=a.seeds or list(DEFAULT_SEEDS), out_dir=a.out, preset=a.preset,
                       epochs=a.epochs, models=a.models, device=device, amp=a.amp, resume=a.resume,
@@ -200,7 +201,7 @@ def _add_robustness(sub):
 
 
 def cmd_robustness(a) -> int:
-    from .robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
+    from .experiments.robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
     from .utils import atomic_write_json
 
     out = Path(a.out)
@@ -246,7 +247,7 @@ def cmd_bench(a) -> int:
 
 
 def cmd_make_synthetic(a) -> int:
-    from .synthetic import PAPER_DIMS, write_synthetic
+    from .data import PAPER_DIMS, write_synthetic
 
     path = write_synthetic(a.out, kind=a.kind, seed=a.seed, dims=PAPER_DIMS if a.paper_dims else None,
                            noise=a.noise)
@@ -255,7 +256,7 @@ def cmd_make_synthetic(a) -> int:
 
 
 def _add_extract(sub):
-    from .features import DEFAULT_MODELS
+    from .extraction.features import DEFAULT_MODELS
     p = sub.add_parser("extract", help="raw clips (label.csv + Raw/<video>/<clip>.mp4) -> an MMSA pickle, "
                                        "with CLIP / BERT / wav2vec2")
     p.add_argument("--dataset-dir", required=True, help="folder with label.csv and Raw/ (the MMSA-FET layout)")
@@ -284,8 +285,8 @@ def _add_extract(sub):
 
 
 def cmd_extract(a) -> int:
-    from .extract import extract_dataset
-    from .features import ExtractionConfig
+    from .extraction.dataset import extract_dataset
+    from .extraction.features import ExtractionConfig
     from .utils import resolve_device
 
     cfg = ExtractionConfig(language=a.language, vision_model=a.vision_model, text_model=a.text_model,
@@ -321,7 +322,7 @@ def _add_predict(sub):
 
 
 def cmd_predict(a) -> int:
-    from .predict import predict_clip
+    from .extraction.predict import predict_clip
 
     r = predict_clip(a.checkpoint, a.video, a.text, device=a.device, language=a.language,
                      vision_model=a.vision_model, text_model=a.text_model, audio_model=a.audio_model)
@@ -376,7 +377,7 @@ COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness})
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     from .data import DataFormatError
-    from .train import NonFiniteLossError
+    from .training.trainer import NonFiniteLossError
     try:
         return COMMANDS[a.command](a)
     except NonFiniteLossError as e:

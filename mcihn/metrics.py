@@ -179,10 +179,30 @@ def evaluate(pred, true, dataset: str, round_digits="mmsa") -> dict[str, float]:
     return {k: _round(raw[k], digits) for k in METRIC_KEYS[name]}
 
 
-def _cell(key: str, mean: float, std: float | None) -> str:
-    scale, fmt = (1.0, "{:.3f}") if key in ("MAE", "Corr") else (100.0, "{:.1f}")
-    text = fmt.format(mean * scale)
-    return text if std is None else f"{text} ± {fmt.format(std * scale)}"
+# ----------------------------------------------------------------------------- how a metric is shown
+def display_scale(key: str) -> float:
+    """The one rule for showing a metric, as the paper's tables do: accuracies and F1 in % (x100),
+    MAE and Corr as they are."""
+    return 1.0 if key in ("MAE", "Corr") else 100.0
+
+
+def display_digits(key: str) -> int:
+    """Decimals shown: one for percentages (84.4), three for MAE and Corr (0.701)."""
+    return 3 if key in ("MAE", "Corr") else 1
+
+
+def is_defined(value) -> bool:
+    """False for a missing or NaN metric (Corr of a constant prediction, Non0 with no non-zero truth)."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def format_metric(key: str, mean, std=None) -> str:
+    """"84.4", "84.4 ± 1.2", "0.701 ± 0.012"; "n/a" when the metric is undefined (e.g. Corr of one sample)."""
+    if not is_defined(mean):
+        return "n/a"
+    k, d = display_scale(key), display_digits(key)
+    text = f"{float(mean) * k:.{d}f}"
+    return text if not is_defined(std) else f"{text} ± {float(std) * k:.{d}f}"
 
 
 def format_table(rows: dict[str, dict[str, float]], dataset: str,
@@ -191,7 +211,7 @@ def format_table(rows: dict[str, dict[str, float]], dataset: str,
 
     Accuracies and F1 are printed x100 with one decimal (84.4), MAE and Corr with three
     decimals. When ``std`` has an entry for a row name its cells read "mean ± std".
-    Metrics missing from a row are shown as "-".
+    Metrics missing from a row are shown as "-", undefined ones (NaN, None) as "n/a".
     """
     keys = METRIC_KEYS[_canonical_dataset(dataset)]
     header = ["Model", *(f"{k} ({'↓' if k in LOWER_IS_BETTER else '↑'})" for k in keys)]
@@ -204,6 +224,6 @@ def format_table(rows: dict[str, dict[str, float]], dataset: str,
                 cells.append("-")
             else:
                 s = None if row_std is None or k not in row_std else row_std[k]
-                cells.append(_cell(k, metrics[k], s))
+                cells.append(format_metric(k, metrics[k], s))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

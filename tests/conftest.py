@@ -11,7 +11,8 @@ import os
 import pytest
 import torch
 
-from mcihn.config import MODALITIES, MCIHNConfig
+from mcihn.model.config import MCIHNConfig
+from mcihn.modalities import MODALITIES
 
 #: modality -> (T_m, D_m), all different.
 AWKWARD_DIMS = {"text": (5, 7), "audio": (9, 3), "vision": (4, 11)}
@@ -98,7 +99,7 @@ def batch_factory():
 @pytest.fixture(scope="session")
 def small_data():
     """Small SYNTHETIC MOSI-shaped data (64/24/24 clips). Shared: tests must not modify it."""
-    from mcihn.synthetic import synthetic_data
+    from mcihn.data import synthetic_data
     return synthetic_data("mosi", splits=dict(SMALL_SPLITS), dims=dict(SMALL_DIMS), seed=3)
 
 

@@ -1,4 +1,4 @@
-"""mcihn.analysis (what the notebooks measure) and the fixed-kernel MMD helpers in mcihn.mmd."""
+"""mcihn.notebook.analysis (what the notebooks measure) and the fixed-kernel MMD helpers in mcihn.model.mmd."""
 import sys
 import types
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from mcihn import analysis
-from mcihn.aae import reconstruction_loss
-from mcihn.config import MCIHNConfig
+from mcihn.notebook import analysis
+from mcihn.model.aae import reconstruction_loss
+from mcihn.model.config import MCIHNConfig
 from mcihn.data import normalize
 from mcihn.metrics import evaluate
-from mcihn.mmd import gaussian_mmd2, gaussian_mmd2_analytic, mmd2
-from mcihn.model import MCIHN
-from mcihn.train import Trainer
+from mcihn.model.mmd import gaussian_mmd2, gaussian_mmd2_analytic, mmd2
+from mcihn.model.mcihn import MCIHN
+from mcihn.training.trainer import Trainer
 
 from conftest import AWKWARD_MODEL
 
@@ -152,7 +152,7 @@ def test_gaussian_mmd2_matches_a_slow_loop(unbiased):
 def test_mmd2_is_the_fixed_kernel_at_median_scaled_widths():
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
-    from mcihn.mmd import median_bandwidth
+    from mcihn.model.mmd import median_bandwidth
     s2 = median_bandwidth(torch.cat([x, y])).item()
     assert mmd2(x, y, (0.5, 2.0)).item() == pytest.approx(gaussian_mmd2(x, y, (0.5 * s2, 2.0 * s2)).item())
 

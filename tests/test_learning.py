@@ -1,15 +1,15 @@
 """Does MCIHN actually learn? Trained on synthetic data, it must beat the mean predictor
 by far, and beat a ridge regression on pooled features fitted here on the same split
 (the planted label has a cross-modal product term that no linear model of pooled
-features can represent; see mcihn/synthetic.py)."""
+features can represent; see mcihn/data/synthetic.py)."""
 import numpy as np
 import pytest
 from sklearn.linear_model import RidgeCV
 
-from mcihn.config import MCIHNConfig
+from mcihn.model.config import MCIHNConfig
 from mcihn.data import normalize
-from mcihn.runner import run_seed
-from mcihn.synthetic import synthetic_data
+from mcihn.training.runner import run_seed
+from mcihn.data import synthetic_data
 
 SPLITS = {"train": 600, "valid": 150, "test": 300}
 

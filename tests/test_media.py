@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mcihn.media import (MediaError, expected_clip_frame, pad_or_truncate, read_audio, read_video_frames,
-                         resample_sequence, sample_frame_indices, write_test_clip, write_test_wav)
+from mcihn.extraction.fixtures import expected_clip_frame, write_test_clip, write_test_wav
+from mcihn.extraction.media import (MediaError, pad_or_truncate, read_audio, read_video_frames, resample_sequence,
+                                    sample_frame_indices)
 
 
 def dominant_hz(x: np.ndarray, sample_rate: int) -> float:

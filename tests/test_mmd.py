@@ -1,4 +1,4 @@
-"""Tests for mcihn.mmd: the multi-kernel Gaussian MMD^2 (Eq. 12-14) and the feature-adaptive loss."""
+"""Tests for mcihn.model.mmd: the multi-kernel Gaussian MMD^2 (Eq. 12-14) and the feature-adaptive loss."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-import mcihn.mmd as mmd_mod
-from mcihn.mmd import FeatureAdaptiveMMD, as_samples, median_bandwidth, mmd2, pairwise_sq_dists
+import mcihn.model.mmd as mmd_mod
+from mcihn.model.mmd import FeatureAdaptiveMMD, as_samples, median_bandwidth, mmd2, pairwise_sq_dists
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -1,4 +1,4 @@
-"""Tests for the MCIHN model (mcihn.model, aae, cgmm, ffm) and its config (mcihn.config).
+"""Tests for the MCIHN model (mcihn.model.mcihn, aae, cgmm, ffm) and its config (mcihn.model.config).
 
 Shapes, padding and batch invariances, the equations recomputed by hand (Eq. 6-11, 15-17),
 where the main loss's gradients reach, and the ablations MCIHN-1 / MCIHN-2.
@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from conftest import AWKWARD_DIMS, make_batch
-from mcihn.config import MCIHNConfig, parse_modalities
-from mcihn.model import MCIHN, main_loss
+from mcihn.model.config import MCIHNConfig
+from mcihn.modalities import parse_modalities
+from mcihn.model.mcihn import MCIHN, main_loss
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -275,7 +276,7 @@ def test_every_output_is_connected_to_the_codes_it_should_see(awkward_cfg, batch
 
 
 def test_eq4_reconstruction_loss_is_masked(batch):
-    from mcihn.aae import reconstruction_loss
+    from mcihn.model.aae import reconstruction_loss
     x, mask = batch["audio"], batch["audio_mask"]  # (3, 9, 3), lengths 9, 4, 2
     g = torch.Generator().manual_seed(3)
     x_hat = torch.randn(x.shape, generator=g)
@@ -288,7 +289,7 @@ def test_eq4_reconstruction_loss_is_masked(batch):
 
 
 def test_eq5_adversarial_losses(awkward_cfg):
-    from mcihn.aae import discriminator_loss, generator_loss
+    from mcihn.model.aae import discriminator_loss, generator_loss
     torch.manual_seed(0)
     disc = build(awkward_cfg()).aae["text"].discriminator
     s = torch.randn(2, 6, 12, requires_grad=True)

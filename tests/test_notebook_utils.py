@@ -1,4 +1,4 @@
-"""mcihn.notebook_utils (settings, data, the cache of trained runs, records) and mcihn.plots."""
+"""mcihn.notebook.session (settings, data, the cache of trained runs, records) and mcihn.notebook.plots."""
 import json
 import math
 
@@ -10,10 +10,10 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mcihn import analysis, plots  # noqa: E402
-from mcihn import notebook_utils as nbu  # noqa: E402
-from mcihn.config import MCIHNConfig  # noqa: E402
-from mcihn.synthetic import synthetic_data, write_synthetic  # noqa: E402
+from mcihn.notebook import analysis, plots  # noqa: E402
+from mcihn import notebook as nbu  # noqa: E402
+from mcihn.model.config import MCIHNConfig  # noqa: E402
+from mcihn.data import synthetic_data, write_synthetic  # noqa: E402
 
 
 @pytest.mark.parametrize("value, expected", [(None, False), ("1", True), ("true", True), ("0", False),
@@ -116,7 +116,7 @@ def test_cached_seed_trains_once_then_reads_back(small_settings, torch_single_th
 
 
 def test_the_mmd_probe_does_not_change_training(small_settings, torch_single_thread, quiet):
-    from mcihn.runner import run_seed
+    from mcihn.training.runner import run_seed
     cfg = _tiny(small_settings)
     probed = nbu.cached_seed(small_settings, cfg, 1, log=lambda *a: None)
     plain = run_seed(small_settings.data, cfg, 1, device="cpu", **quiet)
@@ -124,34 +124,40 @@ def test_the_mmd_probe_does_not_change_training(small_settings, torch_single_thr
     assert probed["test"] == plain["test"]
 
 
-def test_cached_experiment_and_table3(small_settings, torch_single_thread):
-    variants = {"-VT": {"modalities": "vt"}, "MCIHN-1": {"use_aae": False}}
-    res = nbu.run_table3(small_settings, variants=variants, log=lambda *a: None,
-                         latent_len=4, latent_dim=12, heads=3, disc_hidden=8, epochs=1)
-    assert list(res) == ["-VT", "MCIHN-1"]
-    for name, r in res.items():
-        assert r["variant"] == name and len(r["per_seed"]) == 2
+def test_notebook_tables_use_the_one_table_runner(small_settings, torch_single_thread, monkeypatch):
+    import mcihn.experiments.tables as tables
+
+    calls = []
+    real = tables.run_table
+    monkeypatch.setattr(tables, "run_table", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    monkeypatch.setattr(small_settings, "epochs", 1)
+    t = nbu.run_table(small_settings, "table3", labels=["-VT", "MCIHN-1"], log=lambda *a: None)
+    assert len(calls) == 1 and calls[0][0][0] == "table3"
+    assert [r["label"] for r in t.rows] == ["-VT", "MCIHN-1"]
+    for r in t.rows:
+        assert len(r["per_seed"]) == len(small_settings.seeds)
         maes = [run["test"]["MAE"] for run in r["per_seed"]]
         assert r["mean"]["MAE"] == pytest.approx(np.mean(maes)) and r["std"]["MAE"] == pytest.approx(np.std(maes))
-    assert list(nbu.TABLE3_VARIANTS) == ["-VT", "-VA", "-TA", "MCIHN-1", "MCIHN-2", "MCIHN"]
-    assert set(nbu.TABLE3_DESCRIPTIONS) == set(nbu.TABLE3_VARIANTS)
-    for name, switches in nbu.TABLE3_VARIANTS.items():  # each switch set makes the row it names
-        assert MCIHNConfig.tiny(**switches).variant == name
+    again = nbu.run_table(small_settings, "table3", labels=["-VT", "MCIHN-1"], log=lambda *a: None)  # from the cache
+    assert [r["per_seed"] for r in again.rows] == [r["per_seed"] for r in t.rows]
+    with pytest.raises(ValueError, match="no row"):
+        nbu.run_table(small_settings, "table3", labels=["MCIHN-9"])
 
 
 def test_paper_table_layout_and_formatting():
+    from mcihn.paper import paper_table, published_rows
+
     rows = {"a": {"Has0_acc_2": 0.8444, "Has0_F1_score": 0.84, "Mult_acc_7": 0.482, "MAE": 0.7012, "Corr": math.nan},
             "b": {"Has0_acc_2": 0.5, "Has0_F1_score": 0.5, "Mult_acc_7": 0.1, "MAE": 1.0, "Corr": 0.1}}
-    t = nbu.paper_table(rows, "mosi", std={"a": {"Has0_acc_2": 0.01, "MAE": 0.0123}})
+    t = paper_table(rows, "mosi", std={"a": {"Has0_acc_2": 0.01, "MAE": 0.0123}})
     assert list(t.columns) == ["Acc-2", "F1", "Acc-7", "MAE", "Corr"]
     assert t.loc["a", "Acc-2"] == "84.4 ± 1.0" and t.loc["a", "MAE"] == "0.701 ± 0.012"
-    assert t.loc["a", "Corr"] == "-" and t.loc["b", "Acc-7"] == "10.0"
-    sims = nbu.paper_table({"x": {"Mult_acc_2": 0.8, "F1_score": 0.8, "Mult_acc_3": 0.6, "Mult_acc_5": 0.4,
-                                  "MAE": 0.4, "Corr": 0.6}}, "sims")
+    assert t.loc["a", "Corr"] == "n/a" and t.loc["b", "Acc-7"] == "10.0"
+    sims = paper_table({"x": {"Mult_acc_2": 0.8, "F1_score": 0.8, "Mult_acc_3": 0.6, "Mult_acc_5": 0.4,
+                              "MAE": 0.4, "Corr": 0.6}}, "sims")
     assert list(sims.columns) == ["Acc-2", "F1", "Acc-3", "Acc-5", "MAE", "Corr"]
-    rep = nbu.paper_reported("mosi", ["MCIHN"])
-    assert rep.loc["MCIHN", "Acc-7"] == 48.2 and rep.loc["MCIHN", "MAE"] == 0.701  # Table 2/3 of the paper
-    assert list(nbu.paper_reported("sims").index) == list(nbu.TABLE3_VARIANTS)
+    rep = paper_table({}, "mosi", published=published_rows("table2", "mosi", ["MCIHN"]))
+    assert rep.loc["MCIHN (published)", "Acc-7"] == "48.2" and rep.loc["MCIHN (published)", "MAE"] == "0.701"
 
 
 def test_write_record(tmp_path):
@@ -203,7 +209,7 @@ def test_plots_are_titled_and_labelled(small_data):
 
 def test_attention_panel(small_data):
     torch.manual_seed(0)
-    from mcihn.model import MCIHN
+    from mcihn.model.mcihn import MCIHN
     model = MCIHN(MCIHNConfig.tiny(latent_len=5, latent_dim=12, heads=3), small_data.dims).eval()
     t = analysis.model_inputs(small_data, "test", "tav", max_samples=4)
     out = analysis.collect(model, t, ("alpha", "G", "ffm_attention", "pred"))

@@ -84,8 +84,8 @@ def _extra_parameters(stem: str, tmp: Path) -> dict:
     if stem.startswith("05_"):
         # Read the data from a pickle, as with real features (-p DATA path). The file holds exactly the QUICK
         # synthetic set, so the runs cached by the other notebooks are reused.
-        from mcihn.notebook_utils import DATA_SEED, QUICK_SPLITS
-        from mcihn.synthetic import write_synthetic
+        from mcihn.notebook.session import DATA_SEED, QUICK_SPLITS
+        from mcihn.data import write_synthetic
         return {"DATA": write_synthetic(tmp / "synthetic_quick.pkl", kind="mosi", splits=dict(QUICK_SPLITS),
                                         seed=DATA_SEED)}
     return {}

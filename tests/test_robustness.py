@@ -1,4 +1,4 @@
-"""Tests for missing-modality robustness (mcihn.robustness, ``python -m mcihn robustness``)."""
+"""Tests for missing-modality robustness (mcihn.experiments.robustness, ``python -m mcihn robustness``)."""
 from __future__ import annotations
 
 import json
@@ -10,11 +10,11 @@ import torch
 from conftest import SMALL_DIMS, make_batch
 from mcihn.cli import main
 from mcihn.data import load_mmsa
-from mcihn.registry import make_config
-from mcihn.robustness import (DEFAULT_RATES, area_under_curve, drop_modality, evaluate_robustness, mask_time_steps,
+from mcihn.training.registry import make_config
+from mcihn.experiments.robustness import (DEFAULT_RATES, area_under_curve, drop_modality, evaluate_robustness, mask_time_steps,
                               plot_robustness, robustness_curve)
-from mcihn.runner import evaluate_checkpoint, load_model, run_seed
-from mcihn.synthetic import write_synthetic
+from mcihn.training.runner import evaluate_checkpoint, load_model, run_seed
+from mcihn.data import write_synthetic
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mcihn.data import load_mmsa
-from mcihn.synthetic import make_synthetic, synthetic_data, write_synthetic
+from mcihn.data import make_synthetic, synthetic_data, write_synthetic
 
 SMALL = dict(splits={"train": 40, "valid": 10, "test": 12}, dims={"text": (6, 5), "audio": (9, 4), "vision": (4, 7)})
 

@@ -2,7 +2,7 @@
 
 One file per model, each written from its paper: ``tfn`` (Zadeh et al. 2017), ``lmf`` (Liu et al.
 2018), ``mult`` (Tsai et al. 2019) and ``late`` (decision-level fusion, the floor). ``common``
-holds what they share. Build one through :func:`mcihn.registry.build_model` or directly::
+holds what they share. Build one through :func:`mcihn.training.registry.build_model` or directly::
 
     from mcihn.baselines import TFN, TFNConfig
     model = TFN(TFNConfig.tiny(), data.dims)

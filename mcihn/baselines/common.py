@@ -15,8 +15,11 @@ from typing import ClassVar
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from ..config import MODALITIES, MODALITY_TO_LETTER, input_sizes, parse_modalities
+from ..model.phases import Phase
+from ..modalities import MODALITIES, input_sizes, parse_modalities
+from ..modalities import letters as modality_letters
 
 #: Training settings of every ``tiny`` preset: the same as ``MCIHNConfig.tiny`` so that a table
 #: compares models trained with one budget (lr 3e-3, at most 30 epochs, patience 8, no dropout).
@@ -27,7 +30,7 @@ TINY_TRAINING = dict(lr=3e-3, epochs=30, patience=8, dropout=0.0)
 class BaselineConfig:
     """Fields every baseline has; each model's config adds its own sizes.
 
-    The training fields mean what they mean in :class:`mcihn.config.MCIHNConfig` (Adam lr,
+    The training fields mean what they mean in :class:`mcihn.model.config.MCIHNConfig` (Adam lr,
     batch size, maximum epochs, early-stopping patience on validation MAE, gradient-norm
     clipping). The ``paper`` preset trains with the MCIHN paper's settings (Adam 1e-3, batch 32)
     and the same epoch budget as ``MCIHNConfig.paper``, so that all rows of a table see the
@@ -92,7 +95,7 @@ class BaselineConfig:
         """Row name in a table: "TFN", or "TFN (-VT)" on a subset of the modalities."""
         if len(self.modalities) == len(MODALITIES):
             return self.title
-        letters = "".join(MODALITY_TO_LETTER[m] for m in ("vision", "text", "audio") if m in self.modalities)
+        letters = modality_letters(self.modalities)
         return f"{self.title} (-{letters.upper()})"
 
 
@@ -117,8 +120,18 @@ class BaselineModel(nn.Module):
         self.dims = input_sizes(self.modalities, dims)  # m -> (T_m, D_m), from the data
 
     def main_parameters(self):
-        """A baseline has one training phase: the MAE updates every parameter (one Adam)."""
+        """Every parameter: a baseline's one training phase updates them all."""
         return list(self.parameters())
+
+    def training_phases(self) -> list[Phase]:
+        """One phase: L_Mul (Eq. 18, the MAE) on every parameter, one Adam. A baseline with more
+        losses (auxiliary tasks, restoration terms) overrides this; the trainer needs no edit."""
+        return [Phase("main", "main (L_Mul)", self.main_parameters(), self.task_loss)]
+
+    def task_loss(self, batch: dict):
+        """Eq. 18: the mean absolute error of the prediction. Returns (loss, logs)."""
+        loss = F.l1_loss(self(batch).pred.float(), batch["label"].float())
+        return loss, {"total": loss.detach(), "mul": loss.detach()}
 
     @torch.no_grad()
     def predict(self, batch: dict) -> torch.Tensor:

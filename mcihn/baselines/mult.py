@@ -35,7 +35,7 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from ..cgmm import LETTER
+from ..modalities import LETTER
 from .common import BaselineConfig, BaselineModel, BaselineOutput, last_valid
 
 

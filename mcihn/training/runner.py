@@ -11,7 +11,7 @@ Layout of an output folder DIR::
 Only the validation split chooses anything (the epoch, through early stopping);
 the test split is evaluated once per seed, with the best checkpoint reloaded.
 
-``cfg`` may be an :class:`MCIHNConfig` or a baseline's config (``mcihn.registry``): the same
+``cfg`` may be an :class:`MCIHNConfig` or a baseline's config (``mcihn.training.registry``): the same
 runner trains TFN, LMF, MulT and late fusion, and the checkpoints record which model they hold.
 """
 from __future__ import annotations
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import MCIHNConfig
-from .data import MultimodalData, Normalizer, load_mmsa, normalize
-from .metrics import evaluate as evaluate_metrics
+from ..model.config import MCIHNConfig
+from ..data import MultimodalData, Normalizer, load_mmsa, normalize
+from ..metrics import evaluate as evaluate_metrics
 from .registry import build_model, config_from_dict, model_kind
-from .train import Trainer, load_checkpoint_file, predict
-from .utils import atomic_write_json, jsonable, resolve_device, set_seed
+from .checkpoint import load_checkpoint_file
+from .trainer import Trainer, predict
+from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
 
 #: MMSA reports five runs with seeds 1111-1115.
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)

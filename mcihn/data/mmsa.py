@@ -14,90 +14,25 @@ MMSA distributes each dataset as one pickle::
         "regression_labels_T/_A/_V": (N,) float             SIMS only: unimodal labels
     }, "meta": {...} optional}
 
-:func:`load_mmsa` opens such a file with a *restricted* unpickler (a pickle can
-run any code on load; this one can only build numpy arrays and plain values),
-checks every field and returns a :class:`MultimodalData`. Every problem raises
+:func:`load_mmsa` opens such a file with the *restricted* unpickler of
+``pickles.py`` (a pickle can run any code on load; that one can only build numpy
+arrays and plain values), checks every field and returns a :class:`MultimodalData`. Every problem raises
 :class:`DataFormatError` naming file, split, field and the first bad sample.
 """
 from __future__ import annotations
 
-import dataclasses
-import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .config import MODALITIES, parse_modalities
+from ..modalities import MODALITIES, parse_modalities
+from .pickles import DataFormatError, safe_load_pickle
 
 LABEL_RANGE = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
 SPLITS = ("train", "valid", "test")
 LABEL_TOL = 1e-6
-STD_FLOOR = 1e-6
 _UNIMODAL = ("T", "A", "V")
-
-
-class DataFormatError(ValueError):
-    """The data file is not a valid MMSA pickle; the message says where and why."""
-
-
-class UnsafePickleError(DataFormatError):
-    """The pickle asked for a global (function or class) outside the allow-list."""
-
-
-# ----------------------------------------------------------------------------- safe unpickling
-_NUMPY2 = int(np.__version__.split(".")[0]) >= 2
-# (module, name) pairs in numpy-2 spelling; numpy.core.* is mapped onto numpy._core.*.
-_ALLOWED = {
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict"),
-    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),  # arrays, numpy scalars
-    ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"),  # protocol-5 arrays, protocol-2 bytes
-    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "bytearray"),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """``find_class`` is the only way a pickle reaches code; admit numpy data types only."""
-
-    def __init__(self, file, path: str):
-        super().__init__(file)
-        self.path = path
-
-    def find_class(self, module: str, name: str):
-        canon = "builtins" if module == "__builtin__" else module
-        if canon == "numpy.core" or canon.startswith("numpy.core."):
-            canon = "numpy._core" + canon[len("numpy.core"):]
-        if (canon, name) in _ALLOWED:
-            target = canon
-            if not _NUMPY2 and canon.startswith("numpy._core"):
-                target = "numpy.core" + canon[len("numpy._core"):]  # numpy 1.x spelling
-            return super().find_class(target, name)
-        if canon == "numpy.dtypes" and name.endswith("DType"):
-            cls = getattr(getattr(np, "dtypes", None), name, None)
-            if isinstance(cls, type) and issubclass(cls, np.dtype):
-                return cls
-        raise UnsafePickleError(
-            f"{self.path}: refused to load global '{module}.{name}': only numpy arrays, "
-            f"scalars, dtypes and plain Python values may appear in a data pickle")
-
-
-def safe_load_pickle(path) -> object:
-    """Unpickle ``path`` allowing only numpy arrays/scalars/dtypes and plain values.
-
-    Raises :class:`UnsafePickleError` for any other global (``os.system``,
-    ``builtins.eval``, ``torch.*``, ...) and :class:`DataFormatError` for a
-    truncated or corrupt file. A missing file raises ``FileNotFoundError``.
-    """
-    path = str(path)
-    with open(path, "rb") as f:
-        try:
-            return _RestrictedUnpickler(f, path).load()
-        except DataFormatError:
-            raise
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
-                KeyError, AttributeError, ImportError, UnicodeDecodeError, OverflowError) as e:
-            raise DataFormatError(f"{path}: not a readable pickle (truncated or corrupt?): "
-                                  f"{type(e).__name__}: {e}") from e
 
 
 # ----------------------------------------------------------------------------- containers
@@ -325,56 +260,3 @@ def load_mmsa(path, dataset: str | None = None) -> MultimodalData:
     """Load and validate an MMSA pickle. ``dataset`` ("mosi"/"sims") sets the label range;
     when None it is meta["dataset"], else "sims" if unimodal labels exist, else "mosi"."""
     return _from_dict(safe_load_pickle(path), str(path), dataset, copy=False)
-
-
-# ----------------------------------------------------------------------------- normalisation
-class Normalizer:
-    """Per-modality, per-feature z-scoring with statistics from real (unpadded) train steps.
-
-    ``mean[m]`` and ``std[m]`` are (D_m,) float32; std is the population std
-    (ddof=0) floored at ``STD_FLOOR`` so constant features map to 0.
-    """
-
-    def __init__(self, mean: dict[str, np.ndarray], std: dict[str, np.ndarray]):
-        self.mean = {m: np.asarray(v, dtype=np.float32) for m, v in mean.items()}
-        self.std = {m: np.asarray(v, dtype=np.float32) for m, v in std.items()}
-
-    @classmethod
-    def fit(cls, split: SplitData, modalities) -> "Normalizer":
-        mean, std = {}, {}
-        for m in parse_modalities(modalities):
-            steps = split.features[m][split.mask(m)]  # (number of real steps, D_m)
-            if len(steps) == 0:
-                raise ValueError(f"Normalizer.fit: split '{split.name}' has no real time steps for '{m}'")
-            mean[m] = steps.mean(axis=0, dtype=np.float64)
-            std[m] = np.maximum(steps.std(axis=0, dtype=np.float64), STD_FLOOR)
-        return cls(mean, std)
-
-    def transform(self, split: SplitData) -> SplitData:
-        """New SplitData with (x - mean) / std on fitted modalities; padding stays exactly 0."""
-        features = dict(split.features)
-        for m in self.mean:
-            x = split.features[m]  # (N, T, D)
-            if x.shape[-1] != self.mean[m].shape[0]:
-                raise ValueError(f"Normalizer: '{m}' has width {x.shape[-1]}, fitted on {self.mean[m].shape[0]}")
-            y = (x - self.mean[m]) / self.std[m]
-            y[~split.mask(m)] = 0.0
-            features[m] = y.astype(np.float32, copy=False)
-        return dataclasses.replace(split, features=features)
-
-    def state_dict(self) -> dict:
-        """{m: {"mean": (D,) tensor, "std": (D,) tensor}}; safe for torch.load(weights_only=True)."""
-        return {m: {"mean": torch.from_numpy(self.mean[m].copy()), "std": torch.from_numpy(self.std[m].copy())}
-                for m in self.mean}
-
-    @classmethod
-    def from_state_dict(cls, d: dict) -> "Normalizer":
-        as_np = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)  # noqa: E731
-        return cls({m: as_np(s["mean"]) for m, s in d.items()}, {m: as_np(s["std"]) for m, s in d.items()})
-
-
-def normalize(data: MultimodalData, modalities) -> tuple[MultimodalData, Normalizer]:
-    """Fit a :class:`Normalizer` on ``data["train"]`` and apply it to every split."""
-    norm = Normalizer.fit(data["train"], modalities)
-    splits = {s: norm.transform(sd) for s, sd in data.splits.items()}
-    return dataclasses.replace(data, splits=splits), norm

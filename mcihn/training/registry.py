@@ -1,7 +1,7 @@
 """Every model the package can train, by the name used on the command line and in checkpoints.
 
     kind     config class                     model class
-    mcihn    mcihn.config.MCIHNConfig         mcihn.model.MCIHN
+    mcihn    mcihn.model.config.MCIHNConfig         mcihn.model.mcihn.MCIHN
     tfn      mcihn.baselines.TFNConfig        mcihn.baselines.TFN
     lmf      mcihn.baselines.LMFConfig        mcihn.baselines.LMF
     mult     mcihn.baselines.MulTConfig       mcihn.baselines.MulT
@@ -14,9 +14,9 @@ batch_size, epochs, patience, grad_clip). Checkpoints store the kind next to the
 """
 from __future__ import annotations
 
-from .baselines import LMF, TFN, LateFusion, LateFusionConfig, LMFConfig, MulT, MulTConfig, TFNConfig
-from .config import MCIHNConfig
-from .model import MCIHN
+from ..baselines import LMF, TFN, LateFusion, LateFusionConfig, LMFConfig, MulT, MulTConfig, TFNConfig
+from ..model.config import MCIHNConfig
+from ..model.mcihn import MCIHN
 
 MODELS = {
     "mcihn": (MCIHNConfig, MCIHN),

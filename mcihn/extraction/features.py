@@ -84,7 +84,7 @@ def versions() -> dict:
     import av
     import transformers
 
-    from . import __version__
+    from .. import __version__
     return {"mcihn": __version__, "torch": str(torch.__version__), "transformers": str(transformers.__version__),
             "av": str(av.__version__), "numpy": str(np.__version__)}
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .cgmm import LETTER, others_of, pair_key, paper_order
+from ..modalities import LETTER, others_of, pair_key, paper_order
 
 
 def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

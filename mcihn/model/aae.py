@@ -13,7 +13,7 @@ For modality m the AAE has three parts (Fig. 1(b)):
   B*L rows of S_m is one sample) as coming from the prior N(0, I) or from E_m.
 
 The losses are Eq. 4 (reconstruction, masked) and Eq. 5 (adversarial); the
-order in which they are optimised is Algorithm 1 and lives in ``train.py``.
+order in which they are optimised is Algorithm 1: ``MCIHN.training_phases`` in ``mcihn.py``, run by ``mcihn.training.trainer``.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Sentiment of one raw clip: ``python -m mcihn predict --checkpoint best.pt --video clip.mp4 --text "..."``.
 
-The clip goes through the same encoders as the training data (Eq. 1-3, :mod:`mcihn.features`), is
+The clip goes through the same encoders as the training data (Eq. 1-3, :mod:`mcihn.extraction.features`), is
 z-scored with the checkpoint's training-split statistics, and through the trained model. The encoders are
 taken from the checkpoint when its training pickle was made by ``mcihn extract`` (it records them), else
 from the arguments or the paper's defaults; sequence lengths always come from the checkpoint.
@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .data import LABEL_RANGE, SplitData
-from .extract import extract_clip
+from ..data import LABEL_RANGE, SplitData
+from .dataset import extract_clip
 from .features import ExtractionConfig, Extractors
-from .runner import load_model
-from .utils import resolve_device
+from ..training.runner import load_model
+from ..utils import resolve_device
 
 # MOSI's seven classes after rounding to -3..3 (MMSA's Acc-7); SIMS uses the same words on [-1, 1].
 _POLARITY = {-3: "strongly negative", -2: "negative", -1: "weakly negative", 0: "neutral",

@@ -2,7 +2,7 @@
 
 Only the *model and training* sizes live here. The input sizes (sequence length
 T_m and feature width D_m of each modality) always come from the data and are
-passed to :class:`mcihn.model.MCIHN` separately, so that the same config trains
+passed to :class:`mcihn.model.mcihn.MCIHN` separately, so that the same config trains
 on CLIP/BERT/wav2vec2 features (10x512, 36x768, 128x512), on MMSA's MOSI pickles
 (50x768, 375x5, 500x20) or on the synthetic data without edits.
 """
@@ -11,41 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-#: Modality names in a fixed order; the short letters are used on the command line.
-MODALITIES = ("text", "audio", "vision")
-LETTER_TO_MODALITY = {"t": "text", "a": "audio", "v": "vision"}
-MODALITY_TO_LETTER = {v: k for k, v in LETTER_TO_MODALITY.items()}
-
-
-def input_sizes(modalities, dims: dict) -> dict:
-    """{m: (T_m, D_m)} for the configured modalities, as ints, from the data's ``dims``; refuses missing ones."""
-    missing = [m for m in modalities if m not in dims]
-    if missing:
-        raise ValueError(f"the data has no {missing} features but the config asks for modalities {tuple(modalities)}")
-    return {m: (int(dims[m][0]), int(dims[m][1])) for m in modalities}
-
-
-def parse_modalities(spec: str | list | tuple) -> tuple[str, ...]:
-    """``"tav"`` / ``"vt"`` / ``["text", "audio"]`` -> ordered tuple of modality names.
-
-    Raises ``ValueError`` for an empty set, an unknown letter or a repeated one.
-    """
-    if isinstance(spec, str):
-        if not spec:
-            raise ValueError("modalities: need a non-empty subset of 't', 'a', 'v'")
-        unknown = [c for c in spec if c not in LETTER_TO_MODALITY]
-        if unknown:
-            raise ValueError(f"modalities: unknown letter(s) {unknown!r} in {spec!r}; use t (text), a (audio), v (vision)")
-        names = [LETTER_TO_MODALITY[c] for c in spec]
-    else:
-        names = list(spec)
-        bad = [n for n in names if n not in MODALITIES]
-        if bad or not names:
-            raise ValueError(f"modalities: {names!r} is not a non-empty subset of {MODALITIES}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"modalities: repeated modality in {spec!r}")
-    return tuple(m for m in MODALITIES if m in names)
-
+from ..modalities import MODALITIES, parse_modalities
+from ..modalities import letters as modality_letters
 
 @dataclass
 class MCIHNConfig:
@@ -155,7 +122,7 @@ class MCIHNConfig:
         """Name of the Table 3 row this config is: MCIHN, MCIHN-1, MCIHN-2, -VT, -VA, -TA, ..."""
         if len(self.modalities) == 3 and self.use_aae != self.use_cgmm:
             return "MCIHN-1" if not self.use_aae else "MCIHN-2"
-        letters = "".join(MODALITY_TO_LETTER[m] for m in ("vision", "text", "audio") if m in self.modalities)
+        letters = modality_letters(self.modalities)
         name = "MCIHN" if len(self.modalities) == 3 else f"-{letters.upper()}"
         off = [part for part, on in (("AAE", self.use_aae), ("CGMM", self.use_cgmm)) if not on]
         return name + (f" (no {', no '.join(off)})" if off else "")

@@ -2,11 +2,11 @@
 
 Every notebook in ``notebooks/`` starts the same way::
 
-    S = notebook_utils.setup(QUICK=QUICK, SEED=SEED, DATA=DATA, EPOCHS=EPOCHS, DEVICE=DEVICE)
+    S = nbu.setup(QUICK=QUICK, SEED=SEED, DATA=DATA, EPOCHS=EPOCHS, DEVICE=DEVICE)
     cfg = S.config()                        # the preset for this data, EPOCHS applied
-    run = notebook_utils.cached_seed(S, cfg, SEED)   # trains once, then reads back from the cache
+    run = nbu.cached_seed(S, cfg, SEED)   # trains once, then reads back from the cache
     ...
-    notebook_utils.write_record(RECORD, {...})       # what the papermill tests assert on
+    nbu.write_record(RECORD, {...})       # what the papermill tests assert on
 
 QUICK mode (``MCIHN_QUICK=1`` or ``-p QUICK True``) shrinks everything so that a notebook runs in
 class on a laptop CPU: a few hundred clips, the ``tiny`` preset, batches of 64, a dozen epochs, two seeds. Without
@@ -14,7 +14,7 @@ QUICK the same cells run the full experiment (all clips, five seeds, early stopp
 when there is one.
 
 The cache. A trained run is stored under ``data/cache/runs/<variant>-<tag>-<key>/seed_<seed>/`` in the
-layout of :mod:`mcihn.runner` (best.pt, last.pt, history.json, result.json); ``key`` is a hash of the
+layout of :mod:`mcihn.training.runner` (best.pt, last.pt, history.json, result.json); ``key`` is a hash of the
 data and of the whole config, so a run is reused only for exactly the same data and settings. Asking
 again for a finished run reads it back instead of training; an interrupted one is resumed. This is how
 notebook 03 reuses the model that notebook 05 trained (or trains it, at the requested size, when 05
@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import MCIHNConfig
-from .data import MultimodalData, load_mmsa
-from .runner import DEFAULT_SEEDS, load_model, run_seed, summarize
-from .utils import atomic_write_json, jsonable, resolve_device, set_seed
+from ..model.config import MCIHNConfig
+from ..data import MultimodalData, load_mmsa
+from ..training.runner import DEFAULT_SEEDS, load_model, run_seed, summarize
+from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
 
 #: Clips per split in QUICK mode (synthetic data, or a random subset of a real pickle).
 QUICK_SPLITS = {"train": 320, "valid": 100, "test": 100}
@@ -106,7 +106,7 @@ def load_data(DATA: str = "synthetic", quick: bool = False, dataset: str | None 
     """``"synthetic"`` -> the synthetic set (QUICK: 320/100/100 clips; else MOSI's split sizes), or a
     path to an MMSA pickle (QUICK: a random subset of the same sizes). Prints what was loaded, and
     says loudly when the data are synthetic."""
-    from .synthetic import synthetic_data
+    from ..data import synthetic_data
 
     if str(DATA) == "synthetic":
         data = synthetic_data(kind=dataset or "mosi", splits=dict(QUICK_SPLITS) if quick else None, seed=DATA_SEED)
@@ -123,7 +123,7 @@ def load_data(DATA: str = "synthetic", quick: bool = False, dataset: str | None 
     dims = ", ".join(f"{m} {T}x{D}" for m, (T, D) in data.dims.items())
     log(f"data: {data.source}\n      {data.dataset.upper()} labels; clips {sizes}; features (T x D) {dims}")
     if data.synthetic:
-        log("NOTE: SYNTHETIC data (mcihn/synthetic.py), with a planted cross-modal structure. Nothing in this "
+        log("NOTE: SYNTHETIC data (mcihn/data/synthetic.py), with a planted cross-modal structure. Nothing in this "
             "notebook says anything about CMU-MOSI or CH-SIMS; run it with -p DATA path/to/unaligned_50.pkl for that.")
     return data
 
@@ -205,14 +205,14 @@ def run_folder(S: Settings, cfg: MCIHNConfig, tag: str = "") -> Path:
 
 def cached_seed(S: Settings, cfg: MCIHNConfig, seed: int, tag: str = "", on_epoch=None, verbose: bool = False,
                 log=print) -> dict:
-    """Train one seed with :func:`mcihn.runner.run_seed`, or read it back from the cache.
+    """Train one seed with :func:`mcihn.training.runner.run_seed`, or read it back from the cache.
 
     Returns run_seed's dict ("seed", "best_epoch", "epochs_run", "valid", "test", "history") with
     "model" (the best validation epoch's weights, on ``S.device``, eval mode), "folder" and "cached"
     (True when nothing was trained).
 
     For the three-modality model with the gate, each epoch's history record also gets "mmd": the MMD^2
-    terms on the validation split (:func:`mcihn.analysis.mmd_probe`), so that notebook 04 can plot them for
+    terms on the validation split (:func:`mcihn.notebook.analysis.mmd_probe`), so that notebook 04 can plot them for
     any cached run. Use a distinct ``tag`` with your own ``on_epoch``, so that a run trained without it
     is not reused.
     """
@@ -238,7 +238,7 @@ def cached_experiment(S: Settings, cfg: MCIHNConfig, seeds=None, tag: str = "", 
     """:func:`cached_seed` for each seed, then mean and (population) std of the metrics over seeds.
 
     Returns {"variant", "per_seed": [run dicts], "mean", "std", "valid_mean"} (test metrics unless
-    said otherwise), in the spirit of :func:`mcihn.runner.run_experiment`.
+    said otherwise), in the spirit of :func:`mcihn.training.runner.run_experiment`.
     """
     runs = [cached_seed(S, cfg, s, tag=tag, log=log) for s in (seeds or S.seeds)]
     mean, std = summarize(runs)
@@ -246,93 +246,25 @@ def cached_experiment(S: Settings, cfg: MCIHNConfig, seeds=None, tag: str = "", 
             "valid_mean": summarize(runs, "valid")[0]}
 
 
-# ----------------------------------------------------------------------------- Table 3
-#: The ablation rows of the paper's Table 3, in its order, as config overrides.
-TABLE3_VARIANTS = {
-    "-VT": {"modalities": "vt"},
-    "-VA": {"modalities": "va"},
-    "-TA": {"modalities": "ta"},
-    "MCIHN-1": {"use_aae": False},
-    "MCIHN-2": {"use_cgmm": False},
-    "MCIHN": {},
-}
+# ----------------------------------------------------------------------------- Tables 2 and 3
+def run_table(S: Settings, name: str, labels=None, log=print):
+    """Table ``name`` ("table2" / "table3") with the notebook's data, preset, seeds and epochs, through the one
+    table runner :func:`mcihn.experiments.tables.run_table`; finished seeds are read back from the cache.
+    ``labels``: a subset of the table's row labels (e.g. ["-VT", "MCIHN"])."""
+    from ..experiments.tables import TABLES
+    from ..experiments.tables import run_table as run
 
-
-#: What each Table 3 row changes (Sec. 4.6, and the README's paper-to-code table for the wiring).
-TABLE3_DESCRIPTIONS = {
-    "-VT": "vision and text only: one pair feature F^vt, one MMD term",
-    "-VA": "vision and audio only",
-    "-TA": "text and audio only",
-    "MCIHN-1": "no AAE: the same encoders, trained by the main loss alone (no decoder, no discriminator)",
-    "MCIHN-2": "no CGMM: each pair feature is the mean of the two codes, and there is no MMD term",
-    "MCIHN": "the full model",
-}
-
-
-def run_table3(S: Settings, seeds=None, variants: dict | None = None, log=print, **overrides) -> dict:
-    """Train (or read back) every Table 3 variant over ``seeds``: name -> :func:`cached_experiment` dict.
-
-    ``overrides`` apply to every variant (for instance ``mmd_weight=0.3``)."""
-    out = {}
-    for name, switches in (variants or TABLE3_VARIANTS).items():
-        cfg = S.config(**{**overrides, **switches})
-        out[name] = cached_experiment(S, cfg, seeds=seeds, log=log)
-    return out
-
-
-#: The paper's table columns (Tables 2 and 3) -> the MMSA metric keys. MOSI's Acc-2 / F1 are MMSA's
-#: "Has0" pair (negative vs non-negative), as the baselines' published numbers show (reading notes).
-PAPER_COLUMNS = {
-    "mosi": (("Acc-2", "Has0_acc_2"), ("F1", "Has0_F1_score"), ("Acc-7", "Mult_acc_7"), ("MAE", "MAE"),
-             ("Corr", "Corr")),
-    "sims": (("Acc-2", "Mult_acc_2"), ("F1", "F1_score"), ("Acc-3", "Mult_acc_3"), ("Acc-5", "Mult_acc_5"),
-             ("MAE", "MAE"), ("Corr", "Corr")),
-}
-
-
-#: The numbers the paper reports (Tables 2 and 3; means of 5 runs on the real data sets), for comparison
-#: on real data only: next to synthetic results they would mean nothing.
-PAPER_REPORTED = {
-    "mosi": {"-VT": (80.9, 80.6, 35.7, 0.734, 0.732), "-VA": (79.9, 79.9, 33.9, 0.798, 0.729),
-             "-TA": (80.1, 80.0, 33.4, 0.757, 0.739), "MCIHN-1": (80.3, 79.6, 33.6, 0.781, 0.732),
-             "MCIHN-2": (79.6, 78.9, 32.7, 0.774, 0.715), "MCIHN": (84.4, 84.1, 48.2, 0.701, 0.796)},
-    "sims": {"-VT": (78.7, 78.5, 65.4, 41.5, 0.428, 0.596), "-VA": (77.3, 77.2, 63.7, 40.7, 0.449, 0.586),
-             "-TA": (77.6, 77.6, 64.1, 40.1, 0.442, 0.581), "MCIHN-1": (78.8, 78.8, 63.9, 40.9, 0.433, 0.586),
-             "MCIHN-2": (77.8, 75.6, 63.2, 39.8, 0.446, 0.574), "MCIHN": (82.8, 82.6, 68.8, 45.2, 0.391, 0.653)},
-}
-
-
-def paper_reported(dataset: str, rows=None):
-    """The paper's reported rows (default: all of Table 3, whose last row is Table 2's MCIHN) as a
-    DataFrame in the paper's layout, for ``dataset`` "mosi" or "sims"."""
-    import pandas as pd
-
-    name = "sims" if dataset == "sims" else "mosi"
-    cols = [c for c, _ in PAPER_COLUMNS[name]]
-    table = {r: dict(zip(cols, PAPER_REPORTED[name][r])) for r in (rows or PAPER_REPORTED[name])}
-    return pd.DataFrame.from_dict(table, orient="index")
-
-
-def paper_table(rows: dict, dataset: str, std: dict | None = None):
-    """A pandas DataFrame in the paper's layout: one row per entry of ``rows`` (name -> metrics), the
-    paper's columns, accuracies and F1 x100 with one decimal, MAE and Corr with three; "mean ± std"
-    where ``std`` has the row."""
-    import pandas as pd
-
-    cols = PAPER_COLUMNS["sims" if dataset == "sims" else "mosi"]
-    table = {}
-    for name, metrics in rows.items():
-        cells = {}
-        for col, key in cols:
-            scale, fmt = (1.0, "{:.3f}") if key in ("MAE", "Corr") else (100.0, "{:.1f}")
-            value = metrics.get(key)
-            text = "-" if value is None or not np.isfinite(value) else fmt.format(value * scale)
-            s = (std or {}).get(name, {}).get(key)
-            if s is not None and text != "-" and np.isfinite(s):
-                text += " ± " + fmt.format(s * scale)
-            cells[col] = text
-        table[name] = cells
-    return pd.DataFrame.from_dict(table, orient="index")
+    rows = TABLES[name]
+    if labels is not None:
+        unknown = sorted(set(labels) - {r.label for r in rows})
+        if unknown:
+            raise ValueError(f"{name} has no row(s) {unknown}; its rows are {[r.label for r in rows]}")
+    slugs = None if labels is None else [r.slug for r in rows if r.label in set(labels)]
+    training = {"batch_size": QUICK_BATCH} if S.quick else {}
+    key = hashlib.sha1(json.dumps({"data": data_fingerprint(S.data), "preset": S.preset, "epochs": S.epochs,
+                                   "training": training}, sort_keys=True).encode()).hexdigest()[:10]
+    return run(name, S.data, seeds=S.seeds, out_dir=S.cache_dir / "tables" / f"{name}-{key}", preset=S.preset,
+               epochs=S.epochs, overrides=training, models=slugs, device=S.device, resume=True, log=log)
 
 
 # ----------------------------------------------------------------------------- records for the tests

@@ -17,11 +17,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .aae import ModalityAAE
+from .aae import ModalityAAE, discriminator_loss, generator_loss, reconstruction_loss
 from .cgmm import CGMMOutput, CrossModalGate, plain_pairs
-from .config import MCIHNConfig, input_sizes
+from ..modalities import input_sizes
+from .config import MCIHNConfig
 from .ffm import FeatureFusion
 from .mmd import FeatureAdaptiveMMD
+from .phases import Phase
 
 
 @dataclass
@@ -71,6 +73,56 @@ class MCIHN(nn.Module):
         """Everything L_Combined reaches: encoders, CGMM, xi of the MMD, FFM and head."""
         rest = [p for mod in (self.cgmm, self.mmd, self.ffm) if mod is not None for p in mod.parameters()]
         return self.encoder_parameters() + rest
+
+    # ---- Algorithm 1: the training phases, in the paper's order (lines 8-23) ------------
+    def training_phases(self) -> list[Phase]:
+        """The phases the trainer runs on every batch, in order, each with its own optimiser:
+
+            rec   reconstruction  L_AE (Eq. 4)               -> encoders E + decoders D         (line 12)
+            disc  discriminator   L_disc (Eq. 5), codes fixed -> discriminators D_omega          (line 13)
+            gen   generator       fool D_omega (Eq. 5)        -> encoders E                      (line 13)
+            main  L_Mul + lambda L_Adp (Eq. 18-19)            -> encoders, CGMM, xi, FFM, head   (lines 14-23)
+
+        rec, disc and gen exist only with the AAE (not in MCIHN-1). Decoders and discriminators get
+        no gradient from the main loss, so "update all parameters" in line 23 and "update everything
+        L_Combined reaches" are the same thing.
+        """
+        cfg = self.cfg
+        main = Phase("main", "main (L_Mul + lambda L_Adp)", self.main_parameters(), self._main_loss)
+        if not cfg.use_aae:
+            return [main]
+        return [
+            Phase("rec", "reconstruction", self.encoder_parameters() + self.decoder_parameters(), self._rec_loss),
+            Phase("disc", "discriminator", self.discriminator_parameters(), self._disc_loss, cfg.adv_lr_scale),
+            Phase("gen", "generator", self.encoder_parameters(), self._gen_loss, cfg.adv_lr_scale),
+            main,
+        ]
+
+    def _rec_loss(self, batch):
+        """Alg. 1 lines 9-12: L_AE (Eq. 4) summed over modalities."""
+        S = self.encode(batch)
+        loss = sum(reconstruction_loss(batch[m], self.aae[m].decoder(S[m]).float(), batch.get(m + "_mask"))
+                   for m in self.modalities)
+        return loss, {"rec": loss.detach()}
+
+    def _disc_loss(self, batch):
+        """Alg. 1 line 13 (first half): Eq. 5 for D_omega; the codes are computed without gradients."""
+        with torch.no_grad():
+            S = self.encode(batch)
+        loss = sum(discriminator_loss(self.aae[m].discriminator, S[m].float()) for m in self.modalities)
+        return loss, {"disc": loss.detach()}
+
+    def _gen_loss(self, batch):
+        """Alg. 1 line 13 (second half): the encoders learn to fool the (fixed) discriminators."""
+        S = self.encode(batch)
+        loss = self.cfg.adv_weight * sum(generator_loss(self.aae[m].discriminator, S[m].float())
+                                         for m in self.modalities)
+        return loss, {"gen": loss.detach()}
+
+    def _main_loss(self, batch):
+        """Alg. 1 lines 14-23: L_Combined = L_Mul + lambda * L_Adp (Eq. 18-19)."""
+        total, l_mul, l_adp = main_loss(self(batch), batch["label"], self.cfg.mmd_weight)
+        return total, {"total": total.detach(), "mul": l_mul.detach(), "adp": l_adp.detach()}
 
     # ---- forward --------------------------------------------------------------------
     def encode(self, batch: dict) -> dict:

@@ -19,7 +19,7 @@ same curve) and the metrics are averaged over the draws.
 
 From a notebook::
 
-    from mcihn.robustness import evaluate_robustness, plot_robustness
+    from mcihn.experiments.robustness import evaluate_robustness, plot_robustness
     res = evaluate_robustness("runs/t2/tfn/seed_1111/best.pt")   # the data it was trained on
     res["auc"]["MAE"], res["dropped"]["text"]["MAE"]
     plot_robustness({"TFN": res}, metric="MAE")
@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metrics import METRIC_KEYS, evaluate as evaluate_metrics
-from .train import predict
+from ..metrics import METRIC_KEYS, evaluate as evaluate_metrics
+from ..training.trainer import predict
 
 #: Missing rates 0, 0.1, ..., 1.
 DEFAULT_RATES = tuple(round(0.1 * i, 1) for i in range(11))
@@ -136,8 +136,8 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
     when the checkpoint was trained on it. The checkpoint's own normaliser is applied. The result
     also names the checkpoint, model kind, variant, dataset and split.
     """
-    from .runner import check_fits_checkpoint, load_model
-    from .utils import resolve_device
+    from ..training.runner import check_fits_checkpoint, load_model
+    from ..utils import resolve_device
 
     model, cfg, normalizer, ck = load_model(checkpoint)
     data = _data_for(ck, checkpoint, data, dataset)
@@ -151,7 +151,7 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
 
 
 def _data_for(ck: dict, checkpoint, data, dataset):
-    from .data import MultimodalData, load_mmsa
+    from ..data import MultimodalData, load_mmsa
 
     if isinstance(data, MultimodalData):
         return data
@@ -159,7 +159,7 @@ def _data_for(ck: dict, checkpoint, data, dataset):
         return load_mmsa(data, dataset=dataset or ck.get("dataset"))
     source = str(ck.get("data_source", ""))
     if source.startswith("SYNTHETIC"):
-        from .synthetic import synthetic_data
+        from ..data import synthetic_data
         embedded = synthetic_data(kind=ck.get("dataset", "mosi"), seed=0)
         if embedded.source == source:
             return embedded
@@ -193,7 +193,7 @@ def plot_robustness(results: dict, metric: str = "MAE", ax=None, path=None):
     if path is not None:
         import io
 
-        from .utils import atomic_write_bytes
+        from ..utils import atomic_write_bytes
         buf = io.BytesIO()
         fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
         atomic_write_bytes(path, buf.getvalue())

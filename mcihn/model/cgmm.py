@@ -28,34 +28,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from itertools import combinations
-
 import torch
 import torch.nn as nn
 
-#: The paper writes modalities in the order v, t, a (F^vt, F^va, F^ta; F^{v-ta}, ...).
-PAPER_ORDER = ("vision", "text", "audio")
-LETTER = {"vision": "v", "text": "t", "audio": "a"}
-
-
-def paper_order(modalities) -> list[str]:
-    return [m for m in PAPER_ORDER if m in modalities]
-
-
-def pair_key(m: str, n: str) -> str:
-    """Name of the pair feature of m and n in the paper's notation: ("text", "vision") -> "vt"."""
-    a, b = sorted((m, n), key=PAPER_ORDER.index)
-    return LETTER[a] + LETTER[b]
-
-
-def pairs_of(modalities) -> list[tuple[str, str]]:
-    """Unordered pairs in paper order: (v, t), (v, a), (t, a) for all three modalities."""
-    return list(combinations(paper_order(modalities), 2))
-
-
-def others_of(m: str, modalities) -> list[str]:
-    return [o for o in paper_order(modalities) if o != m]
-
+from ..modalities import others_of, pair_key, pairs_of, paper_order
 
 @dataclass
 class CGMMOutput:

@@ -9,13 +9,11 @@ only those decoding and sequence utilities:
 * :func:`read_video_frames`     - (N, H, W, 3) uint8 RGB frames, decoded with PyAV (FFmpeg in the wheel).
 * :func:`read_audio`            - (S,) float32 mono at 16 kHz, or ``None`` for a clip without audio.
 * :func:`pad_or_truncate`, :func:`resample_sequence` - (T, D) -> (L, D), with the true length.
-* :func:`write_test_clip`, :func:`write_test_wav` - small real media files for tests and notebooks.
 
 Every failure to read a file is a :class:`MediaError` naming the file (and the clip id when given).
 """
 from __future__ import annotations
 
-import math
 import os
 
 import av
@@ -23,7 +21,7 @@ import av.error
 import numpy as np
 
 __all__ = ["MediaError", "probe_streams", "sample_frame_indices", "read_video_frames", "read_audio", "pad_or_truncate",
-           "resample_sequence", "write_test_clip", "write_test_wav", "expected_clip_frame"]
+           "resample_sequence"]
 
 
 class MediaError(ValueError):
@@ -222,100 +220,3 @@ def resample_sequence(x: np.ndarray, length: int) -> np.ndarray:
     hi = np.minimum(lo + 1, t - 1)
     w = (pos - lo).reshape((length,) + (1,) * (x.ndim - 1))
     return ((1.0 - w) * x[lo] + w * x[hi]).astype(dtype)
-
-
-# ----------------------------------------------------------------------------------------- test media
-def expected_clip_frame(t: float, seconds: float, size=(32, 24), color_speed: float = 1.0) -> np.ndarray:
-    """The (H, W, 3) uint8 RGB image :func:`write_test_clip` draws at time ``t`` (for checking decoders).
-
-    A black background with a full-height vertical bar of width ``max(2, W // 8)`` whose left edge moves
-    linearly from x = 0 (t = 0) to x = W - bar (t = seconds), coloured by ``_bar_color(t)``.
-    """
-    w, h = size
-    bar = max(2, w // 8)
-    left = int(round((w - bar) * min(max(t / seconds, 0.0), 1.0))) if seconds > 0 else 0
-    img = np.zeros((h, w, 3), np.uint8)
-    img[:, left:left + bar] = _bar_color(t, color_speed)
-    return img
-
-
-
-
-def _bar_color(t: float, color_speed: float = 1.0) -> tuple[int, int, int]:
-    """Bright colour cycling through hues, ``color_speed`` cycles per second (never dark: >= 96)."""
-    ph = 2 * math.pi * color_speed * t
-    return tuple(int(round(96 + 159 * (0.5 + 0.5 * math.cos(ph + k * 2 * math.pi / 3)))) for k in range(3))
-
-
-def _video_codec() -> str:
-    """libx264 when this FFmpeg build can encode it, else the always-present MPEG-4 part 2 encoder."""
-    for name in ("libx264", "mpeg4"):
-        try:
-            av.codec.Codec(name, "w")
-            return name
-        except Exception:  # noqa: BLE001 - any failure means "not available here"
-            continue
-    raise RuntimeError("this PyAV build has neither a libx264 nor an mpeg4 encoder")
-
-
-def write_test_clip(path, seconds: float = 1.0, fps: int = 10, size=(32, 24), tone_hz: float = 440.0,
-                    sample_rate: int = 16000, audio: bool = True, color_speed: float = 1.0,
-                    options: dict | None = None) -> str:
-    """Write a small real mp4: moving coloured bar (see :func:`expected_clip_frame`) and an AAC sine tone.
-
-    ``round(seconds * fps)`` video frames of ``size = (W, H)`` (both even: yuv420p), encoded near-lossless
-    with libx264 (fallback mpeg4); a mono AAC track with a 0.5-amplitude sine at ``tone_hz`` when ``audio``.
-    The container follows the extension (.mp4, .mkv, .mov); ``options`` go to the muxer, e.g.
-    ``{"movflags": "faststart"}`` puts the mp4 index first. Returns the path as a string.
-    """
-    w, h = size
-    if w % 2 or h % 2:
-        raise ValueError(f"width and height must be even for yuv420p, got {size}")
-    path = os.fspath(path)
-    n_frames = max(1, int(round(seconds * fps)))
-    with av.open(path, "w", options=options or {}) as out:  # container format from the file extension
-        codec = _video_codec()
-        vs = out.add_stream(codec, rate=fps)
-        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-        vs.options = {"crf": "1", "preset": "veryfast"} if codec == "libx264" else {"qscale": "1"}
-        if codec == "mpeg4":
-            vs.codec_context.qmin = vs.codec_context.qmax = 1
-        aus = None
-        if audio:
-            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
-            aus.bit_rate = 64000
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(expected_clip_frame(i / fps, seconds, size, color_speed), "rgb24")
-            frame.pts = i
-            out.mux(vs.encode(frame))
-        out.mux(vs.encode(None))
-        if aus is not None:
-            n = int(round(seconds * sample_rate))
-            tone = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(n) / sample_rate)).astype(np.float32)
-            for start in range(0, n, 1024):  # AAC frame size
-                chunk = tone[start:start + 1024]
-                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
-                af.sample_rate, af.pts = sample_rate, start
-                out.mux(aus.encode(af))
-            out.mux(aus.encode(None))
-    return path
-
-
-def write_test_wav(path, seconds: float = 1.0, tone_hz: float = 440.0, sample_rate: int = 44100,
-                   channels: int = 2) -> str:
-    """Write a 16-bit PCM wav with a sine at ``tone_hz`` (amplitude 0.5 on channel 0, 0.25 on the others)."""
-    path = os.fspath(path)
-    n = int(round(seconds * sample_rate))
-    tone = np.sin(2 * np.pi * tone_hz * np.arange(n) / sample_rate)
-    amps = np.array([0.5] + [0.25] * (channels - 1))[:, None]
-    pcm = np.round(amps * tone * 32767).astype(np.int16)  # (channels, n)
-    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
-    with av.open(path, "w", format="wav") as out:
-        st = out.add_stream("pcm_s16le", rate=sample_rate, layout=layout)
-        for start in range(0, n, 4096):
-            chunk = np.ascontiguousarray(pcm[:, start:start + 4096].T).reshape(1, -1)  # packed s16: interleaved
-            af = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
-            af.sample_rate, af.pts = sample_rate, start
-            out.mux(st.encode(af))
-        out.mux(st.encode(None))
-    return path

@@ -9,6 +9,8 @@ import itertools
 
 import numpy as np
 
+from ..metrics import display_scale
+
 #: What each logged loss term is, for subplot titles (keys of a history record's "train").
 TERM_TITLES = {
     "rec": "reconstruction L_AE (Eq. 4)",
@@ -112,20 +114,15 @@ def qq(ax, curves: dict, title: str = "QQ plot against N(0, 1)"):
     ax.legend(fontsize=8)
 
 
-def metric_scale(key: str) -> float:
-    """100 for accuracies and F1 (shown as percentages, as in the paper's tables), 1 for MAE and Corr."""
-    return 1.0 if key in ("MAE", "Corr") else 100.0
-
-
 def metric_bars(mean: dict, std: dict, keys, title: str, labels: dict | None = None):
     """Grouped bars, one panel per metric key: rows of ``mean`` (name -> metrics) with ``std`` error bars.
-    Accuracies and F1 are drawn in percent (see :func:`metric_scale`)."""
+    Accuracies and F1 are drawn in percent (:func:`mcihn.metrics.display_scale`)."""
     plt = _plt()
     names = list(mean)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.2), squeeze=False)
     colours = [c for c, _ in line_styles(len(names), "cividis")]
     for ax, key in zip(axes.flat, keys):
-        k = metric_scale(key)
+        k = display_scale(key)
         vals = [k * mean[n].get(key, np.nan) for n in names]
         errs = [k * std.get(n, {}).get(key, 0.0) for n in names]
         ax.bar(range(len(names)), vals, yerr=errs, color=colours, capsize=4, edgecolor="black", linewidth=0.6)
@@ -155,9 +152,9 @@ def pred_vs_label(ax, pred, label, title: str, lo: float = -3.0, hi: float = 3.0
 def attention_panel(outputs: dict, sample: int, core: str, head: int = 0):
     """Everything the gate and the fusion module did for one clip and one core modality m:
     alpha^m (Eq. 7), the fusion attention of F^{m-..} for one head (Eq. 15), and the gates G of the
-    pairs that contain m (Eq. 10). ``outputs``: :func:`mcihn.analysis.collect` with fields
+    pairs that contain m (Eq. 10). ``outputs``: :func:`mcihn.notebook.analysis.collect` with fields
     ("alpha", "G", "ffm_attention")."""
-    from .cgmm import LETTER
+    from ..modalities import LETTER
 
     plt = _plt()
     c = LETTER[core]

@@ -1,7 +1,7 @@
 """Tables 2 and 3 of the paper, re-run: every model on the same features, splits, seeds and metrics.
 
 The paper's Table 2 compares MCIHN with baselines whose numbers are copied from other papers,
-computed on other features. Here every row is trained by the same trainer (``train.py``) on the
+computed on other features. Here every row is trained by the same trainer (``mcihn.training``) on the
 same data, with the same seeds, early stopping on the same validation split and MMSA's metrics
 on the same test split:
 
@@ -24,7 +24,7 @@ features, other code, other tuning; and on the synthetic data, other data altoge
 
 From a notebook::
 
-    from mcihn.experiments import table2
+    from mcihn.experiments.tables import table2
     t = table2(out_dir="runs/t2", seeds=[1111, 1112], epochs=5, resume=True)
     print(t.to_markdown())
 """
@@ -36,48 +36,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import MultimodalData, load_mmsa
-from .registry import make_config
-from .runner import DEFAULT_SEEDS, run_experiment
-from .utils import atomic_write_bytes, atomic_write_json, jsonable
-
-# ----------------------------------------------------------------------------- the paper's layout
-#: (column title in the paper, key of mcihn.metrics.evaluate). The paper says "Acc-2" and "F1"
-#: for MOSI without saying which of MMSA's two binary splits; its baseline rows are MMSA's
-#: "Has0" figures (negative vs non-negative), so those are the columns compared here.
-PAPER_COLUMNS = {
-    "sims": (("Acc-2", "Mult_acc_2"), ("F1", "F1_score"), ("Acc-3", "Mult_acc_3"), ("Acc-5", "Mult_acc_5"),
-             ("MAE", "MAE"), ("Corr", "Corr")),
-    "mosi": (("Acc-2", "Has0_acc_2"), ("F1", "Has0_F1_score"), ("Acc-7", "Mult_acc_7"), ("MAE", "MAE"),
-             ("Corr", "Corr")),
-}
-LOWER_IS_BETTER = {"MAE"}
-
-#: The MCIHN paper's Tables 2 and 3, as printed (accuracies and F1 in %, MAE and Corr as is), in the
-#: column order of PAPER_COLUMNS. Both tables give every column for both datasets.
-PUBLISHED = {
-    "table2": {
-        "sims": {"TFN": (78.3, 78.6, 65.1, 39.3, 0.432, 0.591), "LMF": (77.7, 77.8, 64.6, 40.5, 0.441, 0.576),
-                 "MulT": (78.2, 78.5, 65.7, 40.0, 0.442, 0.581), "Self-MM": (80.0, 80.4, 65.4, 41.5, 0.425, 0.595),
-                 "EMT": (80.1, 80.1, 67.4, 43.5, 0.396, 0.623), "CMHFM": (82.2, 82.3, 66.8, 41.8, 0.408, 0.649),
-                 "MCIHN": (82.8, 82.6, 68.8, 45.2, 0.391, 0.653)},
-        "mosi": {"TFN": (80.8, 80.7, 34.9, 0.901, 0.698), "LMF": (82.5, 82.4, 33.2, 0.917, 0.695),
-                 "MulT": (83.0, 82.8, 40.0, 0.871, 0.698), "Self-MM": (83.4, 83.3, 46.7, 0.708, 0.796),
-                 "EMT": (83.3, 83.2, 47.4, 0.705, 0.798), "CMHFM": (81.7, 81.5, 37.5, 0.822, 0.723),
-                 "MCIHN": (84.4, 84.1, 48.2, 0.701, 0.796)},
-    },
-    "table3": {
-        "sims": {"-VT": (78.7, 78.5, 65.4, 41.5, 0.428, 0.596), "-VA": (77.3, 77.2, 63.7, 40.7, 0.449, 0.586),
-                 "-TA": (77.6, 77.6, 64.1, 40.1, 0.442, 0.581), "MCIHN-1": (78.8, 78.8, 63.9, 40.9, 0.433, 0.586),
-                 "MCIHN-2": (77.8, 75.6, 63.2, 39.8, 0.446, 0.574), "MCIHN": (82.8, 82.6, 68.8, 45.2, 0.391, 0.653)},
-        "mosi": {"-VT": (80.9, 80.6, 35.7, 0.734, 0.732), "-VA": (79.9, 79.9, 33.9, 0.798, 0.729),
-                 "-TA": (80.1, 80.0, 33.4, 0.757, 0.739), "MCIHN-1": (80.3, 79.6, 33.6, 0.781, 0.732),
-                 "MCIHN-2": (79.6, 78.9, 32.7, 0.774, 0.715), "MCIHN": (84.4, 84.1, 48.2, 0.701, 0.796)},
-    },
-}
-PUBLISHED_SOURCE = {"table2": "MCIHN paper, Table 2", "table3": "MCIHN paper, Table 3"}
-DATASET_NAME = {"mosi": "CMU-MOSI", "sims": "CH-SIMS"}
-
+from ..data import MultimodalData, load_mmsa
+from ..metrics import LOWER_IS_BETTER, display_digits, display_scale, is_defined
+from ..paper import DATASET_NAME, PUBLISHED_SOURCE, TABLE_ROWS, columns, comparable_with, published_rows
+from ..training.registry import make_config
+from ..training.runner import DEFAULT_SEEDS, run_experiment
+from ..utils import atomic_write_bytes, atomic_write_json, jsonable
 
 @dataclass(frozen=True)
 class Row:
@@ -87,21 +51,22 @@ class Row:
     kind: str
     slug: str
     overrides: tuple = ()  # (field, value) pairs for the config
+    description: str = ""
 
     def config(self, preset: str, **training):
         return make_config(self.kind, preset, **dict(self.overrides), **training)
 
 
-TABLES = {
-    "table2": (Row("Late fusion", "late", "late"), Row("TFN", "tfn", "tfn"), Row("LMF", "lmf", "lmf"),
-               Row("MulT", "mult", "mult"), Row("MCIHN", "mcihn", "mcihn")),
-    "table3": (Row("-VT", "mcihn", "mcihn-vt", (("modalities", "vt"),)),
-               Row("-VA", "mcihn", "mcihn-va", (("modalities", "va"),)),
-               Row("-TA", "mcihn", "mcihn-ta", (("modalities", "ta"),)),
-               Row("MCIHN-1", "mcihn", "mcihn-1", (("use_aae", False),)),
-               Row("MCIHN-2", "mcihn", "mcihn-2", (("use_cgmm", False),)),
-               Row("MCIHN", "mcihn", "mcihn")),
-}
+def _slug(label: str, kind: str) -> str:
+    """Output folder of a row: "MCIHN-1" -> "mcihn-1", "-VT" -> "mcihn-vt", "Late fusion" -> "late"."""
+    if label.startswith("-"):
+        return kind + label.lower()
+    return kind if label.lower().startswith(kind) and not label[len(kind):].strip("-").isdigit() else label.lower()
+
+
+#: The rows of each table (from :data:`mcihn.paper.TABLE_ROWS`).
+TABLES = {name: tuple(Row(label, kind, _slug(label, kind), tuple(switches.items()), what)
+                      for label, kind, switches, what in rows) for name, rows in TABLE_ROWS.items()}
 
 
 # ----------------------------------------------------------------------------- the table object
@@ -121,27 +86,16 @@ class ExperimentTable:
 
     @property
     def columns(self) -> tuple:
-        return PAPER_COLUMNS[self.dataset]
+        return columns(self.dataset)
 
     def row(self, label: str) -> dict:
         return next(r for r in self.rows if r["label"] == label)
 
-    # ---- numbers in the paper's units ---------------------------------------------------
-    @staticmethod
-    def scale(key: str) -> float:
-        """Accuracies and F1 are printed in %, MAE and Corr as they are (as in the paper)."""
-        return 1.0 if key in ("MAE", "Corr") else 100.0
-
-    @staticmethod
-    def digits(key: str) -> int:
-        return 3 if key in ("MAE", "Corr") else 1
-
+    # ---- numbers in the paper's units (the one rule is mcihn.metrics.display_scale / display_digits)
     def shown(self, row: dict, key: str) -> float | None:
         """A row's mean for ``key`` in paper units, rounded as printed (None when undefined)."""
         v = row["mean"].get(key)
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return None
-        return round(v * self.scale(key), self.digits(key))
+        return round(v * display_scale(key), display_digits(key)) if is_defined(v) else None
 
     def best(self) -> dict:
         """Column title -> labels of our rows with the best printed mean (ties share it)."""
@@ -156,7 +110,7 @@ class ExperimentTable:
 
     # ---- renderings ---------------------------------------------------------------------
     def caption(self) -> str:
-        data = (f"SYNTHETIC {self.dataset.upper()}-shaped data (mcihn/synthetic.py), not {DATASET_NAME[self.dataset]}"
+        data = (f"SYNTHETIC {self.dataset.upper()}-shaped data (mcihn/data/synthetic.py), not {DATASET_NAME[self.dataset]}"
                 if self.synthetic else f"{DATASET_NAME[self.dataset]} ({self.data_source})")
         seeds = ", ".join(str(s) for s in self.seeds)
         binary = ("Acc-2 / F1 are MMSA's Has0_acc_2 / Has0_F1_score (negative vs non-negative). "
@@ -188,14 +142,14 @@ class ExperimentTable:
                     cells.append("-")
                     continue
                 s = r["std"].get(key)
-                text = f"{m:.{self.digits(key)}f}"
+                text = f"{m:.{display_digits(key)}f}"
                 if s is not None and not math.isnan(s) and len(r["per_seed"]) > 1:
-                    text += f" ± {s * self.scale(key):.{self.digits(key)}f}"
+                    text += f" ± {s * display_scale(key):.{display_digits(key)}f}"
                 cells.append(f"**{text}**" if r["label"] in best.get(title, ()) else text)
             lines.append(f"| {r['label']} | " + " | ".join(cells)
                          + f" | this run, {len(r['per_seed'])} seed(s) | {format_seconds(r['train_time_s'])} |")
         for p in self.published:
-            cells = [f"{p['values'][t]:.{self.digits(k)}f}" if p["values"].get(t) is not None else "-"
+            cells = [f"{p['values'][t]:.{display_digits(k)}f}" if p["values"].get(t) is not None else "-"
                      for t, k in self.columns]
             lines.append(f"| {p['label']} | " + " | ".join(cells) + f" | {self.published_source()} | - |")
         return "\n".join(lines) + "\n"
@@ -215,7 +169,7 @@ class ExperimentTable:
             for title, key in self.columns:
                 m, s = self.shown(r, key), r["std"].get(key)
                 line += ["" if m is None else m,
-                         "" if s is None or math.isnan(s) else round(s * self.scale(key), self.digits(key) + 1)]
+                         "" if s is None or math.isnan(s) else round(s * display_scale(key), display_digits(key) + 1)]
             line += [r["train_time_s"], ";".join(t for t, labels in best.items() if r["label"] in labels)]
             w.writerow(line)
         for p in self.published:
@@ -249,13 +203,6 @@ def format_seconds(s: float | None) -> str:
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
-def published_rows(name: str, dataset: str) -> list:
-    """The paper's rows of table ``name`` for ``dataset`` as [{"label", "values": {title: value}}]."""
-    printed = PUBLISHED[name].get(dataset, {})
-    titles = [t for t, _ in PAPER_COLUMNS[dataset]]
-    return [{"label": label, "values": dict(zip(titles, vals))} for label, vals in printed.items()]
-
-
 # ----------------------------------------------------------------------------- running a table
 def resolve_data(data=None, dataset: str | None = None) -> MultimodalData:
     """None -> the embedded SYNTHETIC data (``dataset`` kind, seed 0, as ``train`` uses); a path -> the
@@ -263,22 +210,23 @@ def resolve_data(data=None, dataset: str | None = None) -> MultimodalData:
     if isinstance(data, MultimodalData):
         return data
     if data is None:
-        from .synthetic import synthetic_data
+        from ..data import synthetic_data
         return synthetic_data(kind=dataset or "mosi", seed=0)
     return load_mmsa(data, dataset=dataset)
 
 
 def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT_SEEDS, out_dir=None,
-              preset: str | None = None, epochs: int | None = None, models=None, device="auto", amp: bool = False,
+              preset: str | None = None, epochs: int | None = None, overrides: dict | None = None, models=None,
+              device="auto", amp: bool = False,
               resume: bool = False, published: bool = True, progress: bool = False, log=print) -> ExperimentTable:
     """Train every row of table ``name`` ("table2" or "table3") over ``seeds`` and return the table.
 
     data: None (embedded synthetic data), a pickle path, or a MultimodalData. preset: "paper" or
     "tiny" (default: tiny on synthetic data, paper otherwise). epochs: overrides every row's maximum
-    epochs (quick runs). models: subset of the rows' folder names (e.g. ["tfn", "mcihn"]).
+    epochs (quick runs); overrides: other training fields set for every row (e.g. ``{"batch_size": 64}``). models: subset of the rows' folder names (e.g. ["tfn", "mcihn"]).
     out_dir: where the rows' runs and the table files go (None: train in memory, write nothing).
     resume: continue an interrupted run in out_dir; without it, a folder that already holds a run
-    of one of the rows is refused. published: add the paper's rows (MOSI and SIMS only).
+    of one of the rows is refused. published: add the paper's rows (on real MOSI / SIMS only: next to other data they mean nothing).
     """
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; choose from {sorted(TABLES)}")
@@ -297,7 +245,7 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
         raise ValueError(f"{out_dir}: exists and is not a folder")
     data = resolve_data(data, dataset)
     preset = preset or ("tiny" if data.synthetic else "paper")
-    training = {"epochs": epochs} if epochs is not None else {}
+    training = {**(overrides or {}), **({"epochs": epochs} if epochs is not None else {})}
     configs = [(row, row.config(preset, **training)) for row in rows]  # config errors before any training
     if out_dir is not None and not resume:
         started = [row.slug for row in rows if any((out_dir / row.slug).glob("seed_*/last.pt"))]
@@ -318,7 +266,7 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
             "train_time_s": round(sum(t for t in times if t is not None), 2),
             "config": res["config"],
         })
-    if published and data.dataset in PAPER_COLUMNS:
+    if published and comparable_with(data.dataset, data.synthetic):
         table.published = published_rows(name, data.dataset)
     if out_dir is not None:
         table.write(out_dir)

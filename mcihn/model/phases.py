@@ -1,0 +1,32 @@
+"""How a model says what training means for it: its phases, each a loss and the parameters it updates.
+
+Algorithm 1 of the paper is a sequence of phases per batch (reconstruction, regularisation, the
+joint task objective); a baseline has one phase (its task loss). Each model returns its phases
+from ``training_phases()``, and the trainer (``mcihn.training.trainer``) runs them in order, one
+optimiser each, without knowing which model it trains. A new model needs no trainer edit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Phase:
+    """One optimisation step per batch.
+
+    key: short name, used for the optimiser, the logs and checkpoints ("rec", "disc", "main").
+    name: what the phase is, for messages ("reconstruction (Eq. 4)").
+    params: the parameters its optimiser updates (and only those).
+    loss: batch -> (loss to minimise, {log name: detached scalar}); the log dict holds what the
+        epoch summary and the progress bar show for this phase (its own loss under ``key`` at least).
+    lr_scale: this phase's learning rate is the config's ``lr`` times this.
+    """
+
+    key: str
+    name: str
+    params: list
+    loss: Callable[[dict], tuple[torch.Tensor, dict]]
+    lr_scale: float = 1.0
