@@ -40,8 +40,13 @@ def _add_train(sub):
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
     p.add_argument("--adv-lr-scale", type=float,
                    help="learning-rate factor of the discriminator and generator phases (default 1: the paper's)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="Adam learning rate of every module but a text encoder (paper: 1e-3)")
+    p.add_argument("--batch-size", type=int, help="batch size (paper: 32)")
+    p.add_argument("--text-encoder", metavar="NAME_OR_DIR",
+                   help="fine-tune this BERT-family encoder inside the model (Sec. 4.3), on the pickle's token ids "
+                        "(text_bert) or its raw_text: a hub name (bert-base-uncased, bert-base-chinese) or a local "
+                        "folder; default: the pickle's frozen text features")
+    p.add_argument("--text-lr", type=float, help="learning rate of the text encoder (default 2e-5, the paper's)")
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
@@ -103,8 +108,8 @@ MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd
 
 def _train_config(a, preset: str):
     """The config that ``train`` asks for: MCIHN with its switches, or a baseline (``--model``)."""
-    training = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr,
-                                       batch_size=a.batch_size).items() if v is not None}
+    training = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr, batch_size=a.batch_size,
+                                       text_encoder=a.text_encoder, text_lr=a.text_lr).items() if v is not None}
     modalities = parse_modalities(a.modalities)
     if a.model == "mcihn":
         extra = {k: v for k, v in dict(mmd_weight=a.mmd_weight, mmd_samples=a.mmd_samples,

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..model.phases import Phase
+from ..model.text_encoder import TEXT_LR
 from ..modalities import MODALITIES, input_sizes, parse_modalities
 from ..modalities import letters as modality_letters
 
@@ -44,6 +45,8 @@ class BaselineConfig:
     epochs: int = 40
     patience: int = 8
     grad_clip: float | None = 5.0
+    text_encoder: str | None = None  # as MCIHNConfig: a fine-tuned BERT-family encoder
+    text_lr: float = TEXT_LR
     preset: str = "paper"
     notes: dict = field(default_factory=dict)
 
@@ -60,6 +63,8 @@ class BaselineConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not (self.lr > 0 and self.lr < float("inf")):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (self.text_lr > 0 and self.text_lr < float("inf")):
+            raise ValueError(f"text_lr must be a finite number > 0, got {self.text_lr}")
         for f in dataclasses.fields(self):
             if f.type == "int" and getattr(self, f.name) < 1:
                 raise ValueError(f"{f.name} must be >= 1, got {getattr(self, f.name)}")

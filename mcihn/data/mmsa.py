@@ -47,6 +47,7 @@ class SplitData:
     ids: list[str]
     unimodal_labels: dict[str, np.ndarray] = field(default_factory=dict)  # "T"/"A"/"V" -> (N,)
     raw_text: list[str] | None = None
+    text_bert: np.ndarray | None = None      # (N, 3, L) int64 token ids / attention mask / segment ids
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,16 +57,21 @@ class SplitData:
         T = self.features[modality].shape[1]
         return np.arange(T)[None, :] < self.lengths[modality][:, None]
 
-    def to_tensors(self, modalities) -> dict[str, torch.Tensor]:
+    def to_tensors(self, modalities, text_ids: bool = False) -> dict[str, torch.Tensor]:
         """``{"text": (N,T,D) float32, "text_mask": (N,T) bool, ..., "label": (N,) float32}``.
 
         Feature tensors share memory with the numpy arrays (``torch.from_numpy``).
-        ``modalities`` is a tuple of names or a letter string such as ``"tav"``.
+        ``modalities`` is a tuple of names or a letter string such as ``"tav"``. ``text_ids`` adds
+        ``"text_bert"`` (N, 3, L) int64, for a model that fine-tunes its own text encoder.
         """
         out = {}
         for m in parse_modalities(modalities):
             out[m] = torch.from_numpy(self.features[m])
             out[f"{m}_mask"] = torch.from_numpy(self.mask(m))
+        if text_ids:
+            if self.text_bert is None:
+                raise ValueError(f"split {self.name!r} has no token ids (text_bert) for the text encoder")
+            out["text_bert"] = torch.from_numpy(self.text_bert)
         out["label"] = torch.from_numpy(self.labels)
         return out
 
@@ -160,9 +166,14 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
     ctx = _Ctx(source, split)
     if not isinstance(raw, dict):
         raise ctx.error("<split>", f"expected a dict, got {type(raw).__name__}")
-    for key in ("id", *MODALITIES, "regression_labels"):
+    for key in ("id", "regression_labels"):
         if key not in raw:
             raise ctx.error(key, f"missing required key (split has {sorted(map(str, raw))})")
+    # A pickle may hold any non-empty subset of the modalities (e.g. text only, from `extract --modalities t`).
+    present_modalities = [m for m in MODALITIES if m in raw]
+    if not present_modalities:
+        raise ctx.error("text", f"no modality: the split needs at least one of {list(MODALITIES)} "
+                                f"(split has {sorted(map(str, raw))})")
     ids = np.asarray(raw["id"])
     if ids.ndim != 1:
         raise ctx.error("id", f"expected a 1-D list of ids, got shape {ids.shape}")
@@ -171,8 +182,8 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
     if n == 0:
         raise ctx.error("id", "the split has 0 samples")
 
-    features, lengths = {}, {}
-    for m in MODALITIES:
+    features, lengths, text_bert = {}, {}, None
+    for m in present_modalities:
         x = _numeric(ctx, m, raw[m], 3, n)
         x = np.array(x, dtype=np.float32, copy=True) if copy else x.astype(np.float32, copy=False)
         for bad, what in ((np.isnan, "NaN"), (np.isposinf, "+inf")):
@@ -191,6 +202,7 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
             if i is not None:
                 raise ctx.error("text_bert", "attention-mask row (text_bert[:, 1]) holds values other than 0/1", i)
             lengths[m] = _check_lengths(ctx, "text_bert", mask_row.sum(axis=-1), T)
+            text_bert = tb.astype(np.int64)
         elif m != "text" and f"{m}_lengths" in raw:
             fld = f"{m}_lengths"
             lengths[m] = _check_lengths(ctx, fld, _numeric(ctx, fld, raw[fld], 1, n), T)
@@ -212,7 +224,7 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
         if rt.ndim != 1 or len(rt) != n:
             raise ctx.error("raw_text", f"expected {n} strings, got shape {rt.shape}")
         raw_text = [str(s) for s in rt]
-    return SplitData(split, features, lengths, labels, ids, unimodal, raw_text)
+    return SplitData(split, features, lengths, labels, ids, unimodal, raw_text, text_bert)
 
 
 def _infer_dataset(obj: dict, meta: dict, dataset: str | None, source: str) -> str:
@@ -239,12 +251,19 @@ def _from_dict(obj, source: str, dataset: str | None, copy: bool) -> MultimodalD
         raise DataFormatError(f"{source}: top-level 'meta' must be a dict, got {type(meta).__name__}")
     dataset = _infer_dataset(obj, meta, dataset, source)
     splits = {s: _parse_split(obj[s], s, source, dataset, copy) for s in SPLITS}
-    for s in SPLITS[1:]:  # (T_m, D_m) must agree with train: the model is built from train's sizes
-        for m in MODALITIES:
+    present = list(splits["train"].features)
+    for s in SPLITS[1:]:  # the same modalities, and (T_m, D_m) as in train: the model is built from train's sizes
+        for m in sorted(set(present) ^ set(splits[s].features)):
+            where, other = (s, "train") if m in present else ("train", s)
+            raise DataFormatError(f"{source}: split '{where}', field '{m}': missing (split '{other}' has it; every "
+                                  "split needs the same modalities)")
+        for m in present:
             got, want = splits[s].features[m].shape[1:], splits["train"].features[m].shape[1:]
             if got != want:
                 raise DataFormatError(f"{source}: split '{s}', field '{m}': (T, D) = {got} differs from train's {want}")
-    for m in MODALITIES:  # normalisation statistics need at least one real time step in train
+        if (splits[s].text_bert is None) != (splits["train"].text_bert is None):
+            raise DataFormatError(f"{source}: split '{s}', field 'text_bert': present in some splits only")
+    for m in present:  # normalisation statistics need at least one real time step in train
         if not splits["train"].lengths[m].any():
             raise DataFormatError(f"{source}: split 'train', field '{m}' lengths: every sample has length 0 "
                                   f"(no real {m} time step to learn from)")

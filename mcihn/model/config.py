@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..modalities import MODALITIES, parse_modalities
+from .text_encoder import TEXT_LR
 from ..modalities import letters as modality_letters
 
 @dataclass
@@ -39,6 +40,10 @@ class MCIHNConfig:
         discriminator and generator phases (Adam makes each phase's step about lr long whatever
         the loss scale, so this, not adv_weight, sets how hard the prior pulls on the encoders);
         grad_clip (None = off).
+    Text encoder (Sec. 4.3)
+        text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
+            on the pickle's token ids (``model/text_encoder.py``); None = frozen text features.
+        text_lr: its learning rate (the paper's 2e-5); every other module keeps ``lr``.
     """
 
     latent_len: int = 32
@@ -60,6 +65,8 @@ class MCIHNConfig:
     adv_weight: float = 1.0
     adv_lr_scale: float = 1.0
     grad_clip: float | None = 5.0
+    text_encoder: str | None = None
+    text_lr: float = TEXT_LR
     preset: str = "paper"
     notes: dict = field(default_factory=dict)
 
@@ -76,6 +83,8 @@ class MCIHNConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.dropout >= 1:
             raise ValueError(f"dropout must be < 1, got {self.dropout}")
+        if not (self.text_lr > 0 and self.text_lr < float("inf")):
+            raise ValueError(f"text_lr must be a finite number > 0, got {self.text_lr}")
         for name in ("latent_len", "latent_dim", "heads", "batch_size", "epochs", "patience", "enc_kernel",
                      "disc_hidden"):
             if getattr(self, name) < 1:

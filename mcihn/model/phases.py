@@ -7,7 +7,7 @@ optimiser each, without knowing which model it trains. A new model needs no trai
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -23,6 +23,9 @@ class Phase:
     loss: batch -> (loss to minimise, {log name: detached scalar}); the log dict holds what the
         epoch summary and the progress bar show for this phase (its own loss under ``key`` at least).
     lr_scale: this phase's learning rate is the config's ``lr`` times this.
+    extra_groups: more parameter groups for the same optimiser, each a dict with its own ``"lr"``
+        (a fine-tuned text encoder joins the task phase this way, at lr 2e-5). By convention the
+        phase keyed ``"main"`` carries the task loss.
     """
 
     key: str
@@ -30,3 +33,8 @@ class Phase:
     params: list
     loss: Callable[[dict], tuple[torch.Tensor, dict]]
     lr_scale: float = 1.0
+    extra_groups: list = field(default_factory=list)
+
+    def all_params(self) -> list:
+        """Every parameter this phase's optimiser updates (its own and the extra groups')."""
+        return list(self.params) + [p for g in self.extra_groups for p in g["params"]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ..baselines import LMF, TFN, LateFusion, LateFusionConfig, LMFConfig, MulT, MulTConfig, TFNConfig
 from ..model.config import MCIHNConfig
 from ..model.mcihn import MCIHN
+from ..model.text_encoder import TextEncoder, WithTextEncoder
 
 MODELS = {
     "mcihn": (MCIHNConfig, MCIHN),
@@ -55,6 +56,19 @@ def config_from_dict(d: dict, kind: str = "mcihn"):
     return config_class(kind).from_dict(d)
 
 
-def build_model(cfg, dims: dict):
-    """The model for ``cfg`` with input sizes ``dims`` (modality -> (T_m, D_m), read from the data)."""
-    return _entry(model_kind(cfg))[1](cfg, dims)
+def build_model(cfg, dims: dict, text_encoder=None):
+    """The model for ``cfg`` with input sizes ``dims`` (modality -> (T_m, D_m), read from the data).
+
+    With ``cfg.text_encoder`` set, the model reads its text from a fine-tuned encoder
+    (:class:`mcihn.model.text_encoder.WithTextEncoder`): ``text_encoder`` is that loaded
+    :class:`TextEncoder` (loaded from ``cfg.text_encoder`` when None), and the text input size becomes
+    (token ids' length, the encoder's width).
+    """
+    model_class = _entry(model_kind(cfg))[1]
+    if not getattr(cfg, "text_encoder", None):
+        return model_class(cfg, dims)
+    if "text" not in cfg.modalities:
+        raise ValueError(f"a text encoder ({cfg.text_encoder!r}) needs the text modality; modalities are {cfg.modalities}")
+    encoder = text_encoder if text_encoder is not None else TextEncoder.from_pretrained(cfg.text_encoder)
+    dims = {**dims, "text": (int(dims["text"][0]), encoder.hidden_size)}  # (L ids, H)
+    return WithTextEncoder(model_class(cfg, dims), encoder, cfg.text_lr)

@@ -16,6 +16,7 @@ runner trains TFN, LMF, MulT and late fusion, and the checkpoints record which m
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -25,6 +26,8 @@ import numpy as np
 from ..model.config import MCIHNConfig
 from ..data import MultimodalData, Normalizer, load_mmsa, normalize
 from ..metrics import evaluate as evaluate_metrics
+from ..model.text_encoder import (TEXT_MAX_LEN, TextEncoder, TextEncoderError, WithTextEncoder, check_token_ids,
+                                  encoder_vocab_size, load_pretrained, token_ids)
 from .registry import build_model, config_from_dict, model_kind
 from .checkpoint import load_checkpoint_file
 from .trainer import Trainer, predict
@@ -32,6 +35,39 @@ from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
 
 #: MMSA reports five runs with seeds 1111-1115.
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
+
+
+def model_tensors(split, cfg) -> dict:
+    """The tensors a model of ``cfg`` reads from one split: its modalities' features and masks, the labels,
+    and the token ids when it fine-tunes a text encoder."""
+    return split.to_tensors(cfg.modalities, text_ids=bool(getattr(cfg, "text_encoder", None)))
+
+
+def prepare_text_ids(data: MultimodalData, cfg) -> MultimodalData:
+    """For a config with a text encoder: token ids for every split, checked against the encoder.
+
+    The pickle's ``text_bert`` is used when present; else ``raw_text`` is tokenised with the encoder's
+    tokenizer (``TEXT_MAX_LEN`` tokens). Refuses, before any training, data with neither and ids outside
+    the encoder's vocabulary (a tokenizer of another model). Without a text encoder, returns ``data``.
+    """
+    name = getattr(cfg, "text_encoder", None)
+    if not name:
+        return data
+    if "text" not in data.splits["train"].features:
+        raise ValueError(f"{data.source}: --text-encoder needs text, and the data has no 'text' field")
+    vocab = encoder_vocab_size(name)
+    splits, tokenizer = {}, None
+    for s, split in data.splits.items():
+        ids = split.text_bert
+        if ids is None:
+            if split.raw_text is None:
+                raise TextEncoderError(f"{data.source}: split '{s}' has neither 'text_bert' (token ids) nor "
+                                       "'raw_text' (transcripts): a text encoder needs one of them")
+            tokenizer = tokenizer or load_pretrained(name, "tokenizer")
+            ids = token_ids(tokenizer, split.raw_text, TEXT_MAX_LEN)
+        check_token_ids(ids, vocab, f"{data.source}: split '{s}'")
+        splits[s] = dataclasses.replace(split, text_bert=ids)
+    return dataclasses.replace(data, splits=splits)
 
 
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
@@ -47,17 +83,24 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
-    normed, normalizer = prepared or normalize(data, cfg.modalities)
+    normed, normalizer = prepared or normalize(prepare_text_ids(data, cfg), cfg.modalities)
+    finished = _finished_without_last(out_dir, resume)
+    if finished is not None:  # a fine-tuned-encoder run keeps no last.pt once its seed is done
+        check_resumable(load_checkpoint_file(out_dir / "best.pt"), cfg, normed, normalizer, out_dir / "best.pt")
+        log(f"seed {seed}: finished earlier, read from {out_dir / 'result.json'}")
+        return finished
     set_seed(seed)
-    trainer = Trainer(cfg, data.dims, device=device, amp=amp, seed=seed)
+    trainer = Trainer(cfg, input_dims(normed, cfg), device=device, amp=amp, seed=seed)
     extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source,
              "normalizer": normalizer.state_dict()}
+    if isinstance(trainer.model, WithTextEncoder):  # rebuilt from this without the original folder
+        extra["text_encoder"] = trainer.model.encoder.spec()
     if data.meta.get("extraction"):  # features made by `mcihn extract`: `predict` reuses the same encoders
         extra["extraction"] = data.meta["extraction"]
     last = out_dir / "last.pt" if out_dir is not None else None
     if resume and last is not None and last.exists():
         ck = load_checkpoint_file(last)
-        check_resumable(ck, cfg, data, normalizer, last)
+        check_resumable(ck, cfg, normed, normalizer, last)
         trainer.load_checkpoint(ck)
         if trainer.finished and (out_dir / "result.json").exists():
             log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
@@ -65,7 +108,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
             res["history"] = trainer.history
             return res
         log(f"seed {seed}: resuming after epoch {trainer.epoch} from {last}")
-    tensors = {s: normed[s].to_tensors(cfg.modalities) for s in ("train", "valid", "test")}
+    tensors = {s: model_tensors(normed[s], cfg) for s in ("train", "valid", "test")}
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
@@ -78,9 +121,33 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
         res[split] = evaluate_metrics(pred.numpy(), tensors[split]["label"].cpu().numpy(), data.dataset)
     if out_dir is not None:
         atomic_write_json(out_dir / "result.json", res)
+        if "text_encoder" in extra:
+            # A fine-tuned encoder makes last.pt large (BERT-base: weights and Adam's two moments, about
+            # 1.3 GB): once the seed is done only best.pt (the weights, about 440 MB) is kept.
+            (out_dir / "last.pt").unlink(missing_ok=True)
     res["history"] = trainer.history
     res["model"] = trainer.model
     return res
+
+
+def _finished_without_last(out_dir, resume: bool) -> dict | None:
+    """The result of a finished seed whose last.pt was removed (see run_seed), else None."""
+    if not (resume and out_dir is not None and (out_dir / "result.json").exists() and (out_dir / "best.pt").exists()
+            and not (out_dir / "last.pt").exists()):
+        return None
+    res = json.loads((out_dir / "result.json").read_text())
+    history = out_dir / "history.json"
+    res["history"] = json.loads(history.read_text()) if history.exists() else []
+    return res
+
+
+def input_dims(data: MultimodalData, cfg) -> dict:
+    """Input sizes of a model of ``cfg``: the data's (T_m, D_m); with a text encoder, text's T is the
+    token ids' length (the encoder sets D)."""
+    dims = dict(data.dims)
+    if getattr(cfg, "text_encoder", None):
+        dims["text"] = (int(data.splits["train"].text_bert.shape[-1]), dims["text"][1])
+    return dims
 
 
 #: Config fields that may change between a run and its resumption.
@@ -101,7 +168,9 @@ def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer
                          + "); use another --out or the same settings")
     if ck.get("dataset") != data.dataset:
         raise ValueError(f"{path}: cannot resume: the run was on dataset {ck.get('dataset')!r}, now {data.dataset!r}")
-    dims = {m: list(v) for m, v in data.dims.items() if m in cfg.modalities}
+    dims = {m: list(v) for m, v in input_dims(data, cfg).items() if m in cfg.modalities}
+    if getattr(cfg, "text_encoder", None):  # text's width is the encoder's
+        dims["text"][1] = ck["dims"]["text"][1]
     if {m: list(v) for m, v in ck["dims"].items()} != dims:
         raise ValueError(f"{path}: cannot resume: it was trained on input sizes {ck['dims']}, the data has {dims}")
     if not same_normalizer(ck["normalizer"], normalizer.state_dict()):  # a cheap fingerprint of the train split
@@ -128,7 +197,7 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
                    amp: bool = False, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
-    prepared = normalize(data, cfg.modalities)  # training-split statistics, the same for every seed
+    prepared = normalize(prepare_text_ids(data, cfg), cfg.modalities)  # train-split statistics, same for every seed
     per_seed = []
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
@@ -159,7 +228,8 @@ def load_model(checkpoint):
     """
     ck = load_checkpoint_file(checkpoint)
     cfg = config_from_dict(ck["config"], ck.get("model_kind", "mcihn"))
-    model = build_model(cfg, {m: tuple(v) for m, v in ck["dims"].items()})
+    encoder = TextEncoder.from_spec(ck["text_encoder"]) if ck.get("text_encoder") else None
+    model = build_model(cfg, {m: tuple(v) for m, v in ck["dims"].items()}, encoder)
     model.load_state_dict(ck["model"])
     model.eval()
     return model, cfg, Normalizer.from_state_dict(ck["normalizer"]), ck
@@ -183,6 +253,7 @@ def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str
     check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)
-    tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}
+    data = prepare_text_ids(data, cfg)
+    tensors = {k: v.to(device) for k, v in model_tensors(normalizer.transform(data[split]), cfg).items()}
     pred, _ = predict(model, tensors)
     return evaluate_metrics(pred.numpy(), tensors["label"].cpu().numpy(), data.dataset)

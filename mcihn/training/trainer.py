@@ -108,13 +108,15 @@ class Trainer:
     ``cfg`` is an :class:`MCIHNConfig` or the config of a baseline (see ``mcihn.training.registry``).
     """
 
-    def __init__(self, cfg, dims: dict, device="cpu", amp: bool = False, seed: int = 0, sync_every: int = 25):
+    def __init__(self, cfg, dims: dict, device="cpu", amp: bool = False, seed: int = 0, sync_every: int = 25,
+                 text_encoder=None):
         self.cfg, self.device = cfg, torch.device(device)
         self.kind = model_kind(cfg)
-        self.model = build_model(cfg, dims).to(self.device)
+        self.model = build_model(cfg, dims, text_encoder).to(self.device)
         self.phases = self.model.training_phases()
         # foreach: one fused loop over the parameters, also on CPU
-        self.opt = {p.key: torch.optim.Adam(p.params, lr=cfg.lr * p.lr_scale, foreach=True) for p in self.phases}
+        self.opt = {p.key: torch.optim.Adam([{"params": p.params}, *p.extra_groups], lr=cfg.lr * p.lr_scale,
+                                            foreach=True) for p in self.phases}
         # bf16 autocast on CUDA needs no gradient scaler.
         self.amp = bool(amp) and self.device.type == "cuda"
         # CPU: read every loss at once (nothing to wait for); GPU: every sync_every batches.
@@ -140,7 +142,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(phase.params, self.cfg.grad_clip, foreach=True)
+            torch.nn.utils.clip_grad_norm_(phase.all_params(), self.cfg.grad_clip, foreach=True)
         opt.step()
         return logs
 

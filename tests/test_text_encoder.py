@@ -1,0 +1,126 @@
+"""A text encoder fine-tuned inside the model (Sec. 4.3): data checks, parameter groups, learning,
+checkpoints without the original folder, and the CLI. Tiny random BERTs made with save_pretrained."""
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SMALL_DIMS
+from mcihn.cli import main
+from mcihn.data import from_mmsa_dict, make_synthetic, write_synthetic
+from mcihn.extraction.fixtures import make_tiny_bert
+from mcihn.model.config import MCIHNConfig
+from mcihn.model.text_encoder import TEXT_LR, TextEncoderError, WithTextEncoder
+from mcihn.training import Trainer, load_model, run_seed
+from mcihn.training.registry import make_config
+from mcihn.training.runner import input_dims, model_tensors, prepare_text_ids
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+SPLITS = {"train": 96, "valid": 32, "test": 32}
+QUIET = dict(progress=False, log=lambda *a, **k: None)
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("enc") / "tiny_bert", hidden=16, layers=1)
+
+
+def worded(seed=0, keep_ids=False) -> dict:
+    """Synthetic data whose transcripts say the label's sign ("great fun" / "awful boring"): text alone
+    predicts it, through the encoder only (the frozen text features are noise for that)."""
+    obj = make_synthetic("mosi", splits=dict(SPLITS), dims=dict(SMALL_DIMS), seed=seed)
+    for s in ("train", "valid", "test"):
+        y = obj[s]["regression_labels"]
+        obj[s]["raw_text"] = ["great fun really good" if v > 0.5 else "awful boring bad" if v < -0.5 else "the movie"
+                              for v in y]
+        obj[s]["text"] = np.zeros_like(obj[s]["text"]) + np.random.default_rng(1).normal(size=obj[s]["text"].shape)
+        if not keep_ids:
+            del obj[s]["text_bert"]
+    return obj
+
+
+def text_cfg(bert, **kw):
+    return MCIHNConfig.tiny(modalities="t", text_encoder=bert, **{"epochs": 6, **kw})
+
+
+def test_ids_from_another_vocabulary_are_refused_before_training(bert):
+    data = from_mmsa_dict(worded(keep_ids=True), source="x.pkl")  # ids up to 30000, the tiny vocab has ~110
+    with pytest.raises(TextEncoderError, match=r"x\.pkl: split 'train', field 'text_bert', sample \d+: token id .* "
+                                               r"outside the encoder's vocabulary"):
+        prepare_text_ids(data, text_cfg(bert))
+
+
+def test_neither_ids_nor_raw_text_is_refused(bert):
+    obj = worded()
+    for s in ("train", "valid", "test"):
+        obj[s].pop("raw_text")
+    with pytest.raises(TextEncoderError, match="x.pkl: split 'train' has neither 'text_bert'.*nor 'raw_text'"):
+        prepare_text_ids(from_mmsa_dict(obj, source="x.pkl"), text_cfg(bert))
+
+
+def test_an_encoder_that_cannot_be_found_offline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = from_mmsa_dict(worded(), source="x.pkl")
+    with pytest.raises(TextEncoderError, match="--text-encoder 'no-such/encoder-xyz': cannot load"):
+        prepare_text_ids(data, text_cfg("no-such/encoder-xyz"))
+    with pytest.raises(TextEncoderError, match="cannot load"):  # a folder that holds no model
+        prepare_text_ids(data, text_cfg(str(tmp_path)))
+
+
+def test_the_encoder_joins_only_the_task_phase_at_its_own_learning_rate(bert):
+    data = prepare_text_ids(from_mmsa_dict(worded(), source="x"), text_cfg(bert))
+    cfg = MCIHNConfig.tiny(modalities="ta", text_encoder=bert, text_lr=3e-5)
+    tr = Trainer(cfg, input_dims(data, cfg))
+    assert isinstance(tr.model, WithTextEncoder) and tr.model.dims["text"] == (50, 16)  # (ids' length, width)
+    enc = {id(p) for p in tr.model.encoder.parameters()}
+    for phase in tr.phases:
+        groups = tr.opt[phase.key].param_groups
+        in_phase = {id(p) for g in groups for p in g["params"]}
+        if phase.key == "main":
+            assert [g["lr"] for g in groups] == [cfg.lr, 3e-5] and {id(p) for p in groups[1]["params"]} == enc
+        else:  # reconstruction / adversarial phases read the encoder's states without gradients
+            assert not in_phase & enc
+    assert MCIHNConfig.tiny().text_lr == TEXT_LR == 2e-5
+
+
+@pytest.mark.parametrize("kind", ["mcihn", "tfn"])
+def test_fine_tuning_learns_the_words_and_checkpoints_stand_alone(kind, bert, tmp_path):
+    local = shutil.copytree(bert, tmp_path / "enc")
+    data = from_mmsa_dict(worded(), source="worded")
+    cfg = make_config(kind, "tiny", modalities="t", text_encoder=str(local), epochs=20, patience=20, lr=3e-3,
+                      text_lr=1e-3)
+    out = tmp_path / "run"
+    res = run_seed(data, cfg, 1, out_dir=out, device="cpu", **QUIET)
+    y = data["train"].labels
+    floor = np.abs(data["valid"].labels - np.median(y)).mean()
+    assert res["valid"]["MAE"] < 0.8 * floor, (res["valid"]["MAE"], floor)
+    assert not (out / "last.pt").exists() and (out / "best.pt").exists()  # only the weights are kept
+    resumed = run_seed(data, cfg, 1, out_dir=out, device="cpu", resume=True, **QUIET)  # finished: read back
+    assert resumed["test"] == res["test"] and "model" not in resumed
+    shutil.rmtree(local)  # the checkpoint rebuilds the encoder from its own config
+    model, cfg2, normalizer, ck = load_model(out / "best.pt")
+    assert ck["text_encoder"]["name"] == str(local)
+    # the copied folder is gone: the test split's ids from the fixture's tokenizer (the same vocabulary)
+    ids = prepare_text_ids(data, dataclasses.replace(cfg, text_encoder=bert))
+    t = model_tensors(normalizer.transform(ids["test"]), cfg2)
+    with torch.no_grad():
+        assert torch.allclose(model(t).pred, res["model"].eval()(t).pred, atol=1e-6)
+
+
+def test_train_command_with_a_text_encoder(bert, tmp_path, capsys):
+    import pickle
+    obj = worded()
+    data = tmp_path / "w.pkl"
+    data.write_bytes(pickle.dumps(obj, protocol=4))
+    out = tmp_path / "out"
+    assert main(["train", "--data", str(data), "--preset", "tiny", "--modalities", "t", "--text-encoder", bert,
+                 "--epochs", "1", "--seeds", "3", "--out", str(out), "--quiet"]) == 0
+    assert (out / "seed_3" / "best.pt").exists() and not (out / "seed_3" / "last.pt").exists()
+    bad = tmp_path / "s.pkl"
+    write_synthetic(bad, splits=dict(SPLITS), dims=dict(SMALL_DIMS))  # random ids of a 30k vocabulary
+    assert main(["train", "--data", str(bad), "--preset", "tiny", "--text-encoder", bert, "--epochs", "1",
+                 "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "field 'text_bert'" in err and "vocabulary" in err and "Traceback" not in err
