@@ -28,7 +28,7 @@ def _add_train(sub):
     p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or "
                                    "any file of that structure); without it, an embedded SYNTHETIC dataset is used")
     p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
-    p.add_argument("--modalities", default="tav", help="non-empty subset of t (text), a (audio), v (vision)")
+    p.add_argument("--modalities", help="non-empty subset of t (text), a (audio), v (vision); default tav")
     p.add_argument("--no-aae", action="store_true", help="ablation MCIHN-1: no adversarial autoencoders")
     p.add_argument("--no-cgmm", action="store_true", help="ablation MCIHN-2: no cross-modal gate, no MMD")
     p.add_argument("--preset", choices=["paper", "tiny"],
@@ -47,6 +47,8 @@ def _add_train(sub):
                         "(text_bert) or its raw_text: a hub name (bert-base-uncased, bert-base-chinese) or a local "
                         "folder; default: the pickle's frozen text features")
     p.add_argument("--text-lr", type=float, help="learning rate of the text encoder (default 2e-5, the paper's)")
+    p.add_argument("--params", metavar="BEST_JSON",
+                   help="settings chosen by `tune` (its DIR/best.json); flags given here override them")
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
@@ -107,10 +109,17 @@ MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd
 
 
 def _train_config(a, preset: str):
-    """The config that ``train`` asks for: MCIHN with its switches, or a baseline (``--model``)."""
-    training = {k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr, batch_size=a.batch_size,
-                                       text_encoder=a.text_encoder, text_lr=a.text_lr).items() if v is not None}
-    modalities = parse_modalities(a.modalities)
+    """The config that ``train`` asks for: MCIHN with its switches, or a baseline (``--model``), starting
+    from the settings of ``--params`` (a tune's best.json) when given."""
+    tuned = {}
+    if a.params:
+        from .experiments.tune import read_params
+        tuned = read_params(a.params, a.model)
+    modalities = parse_modalities(a.modalities or tuned.pop("modalities", None) or "tav")
+    tuned.pop("modalities", None)
+    training = {**tuned, **{k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr,
+                                                   batch_size=a.batch_size, text_encoder=a.text_encoder,
+                                                   text_lr=a.text_lr).items() if v is not None}}
     if a.model == "mcihn":
         extra = {k: v for k, v in dict(mmd_weight=a.mmd_weight, mmd_samples=a.mmd_samples,
                                         adv_lr_scale=a.adv_lr_scale).items() if v is not None}
@@ -187,6 +196,51 @@ def cmd_experiment(a) -> int:
                       progress=not a.quiet)
     print("\n" + table.to_markdown())
     print(f"wall time {time.time() - t0:.0f} s; wrote " + ", ".join(str(p) for p in table.files.values()))
+    return 0
+
+
+def _add_tune(sub):
+    p = sub.add_parser("tune", help="hyper-parameter search with Optuna on the VALIDATION split (test is not loaded)")
+    p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
+    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
+    p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES, help="model to tune (default mcihn)")
+    p.add_argument("--preset", choices=["paper", "tiny"], help="default: paper with --data, tiny on synthetic data")
+    p.add_argument("--modalities", default="tav", help="non-empty subset of t, a, v")
+    p.add_argument("--text-encoder", metavar="NAME_OR_DIR", help="fine-tune this text encoder (see train)")
+    p.add_argument("--trials", type=int, default=20, help="trials in the study in all (a rerun adds what is missing)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112],
+                   help="seeds per trial; the value is their mean validation MAE")
+    p.add_argument("--epochs", type=int, help="maximum epochs per run (early stopping may end sooner)")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///DIR/study.db); several machines with the "
+                                     "same URL and --study-name share one study")
+    p.add_argument("--study-name", help="default: MODEL-PRESET")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output folder: study.db, trials.csv, best.json")
+
+
+def cmd_tune(a) -> int:
+    from .experiments.tables import resolve_data
+    from .experiments.tune import tune
+    from .utils import resolve_device
+
+    device = resolve_device(a.device)
+    if a.trials < 1:
+        raise ValueError(f"--trials must be >= 1, got {a.trials}")
+    if Path(a.out).exists() and not Path(a.out).is_dir():
+        raise ValueError(f"--out {a.out}: exists and is not a folder")
+    data = resolve_data(a.data, a.dataset)
+    if data.synthetic:
+        print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
+    preset = a.preset or ("tiny" if data.synthetic else "paper")
+    overrides = {"modalities": a.modalities, **({"epochs": a.epochs} if a.epochs else {}),
+                 **({"text_encoder": a.text_encoder} if a.text_encoder else {})}
+    study = tune(data, a.out, model=a.model, preset=preset, trials=a.trials, seeds=a.seeds, storage=a.storage,
+                 study_name=a.study_name, overrides=overrides, device=device, progress=not a.quiet)
+    best = study.best_trial
+    print(f"best trial {best.number}: validation MAE {best.value:.4f} with {best.params}")
+    print(f"wrote {Path(a.out) / 'best.json'} and trials.csv; train it with: python -m mcihn train "
+          f"{'--data ' + a.data + ' ' if a.data else ''}--params {Path(a.out) / 'best.json'} --out DIR")
     return 0
 
 
@@ -346,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_experiment(sub)
     _add_robustness(sub)
+    _add_tune(sub)
     p = sub.add_parser("evaluate", help="metrics of a saved checkpoint on one split of a pickle")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
@@ -376,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "make-synthetic": cmd_make_synthetic,
             "extract": cmd_extract, "predict": cmd_predict}
-COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness})
+COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness, "tune": cmd_tune})
 
 
 def main(argv=None) -> int:

@@ -72,14 +72,15 @@ def prepare_text_ids(data: MultimodalData, cfg) -> MultimodalData:
 
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-             prepared: tuple | None = None, on_epoch=None) -> dict:
+             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True) -> dict:
     """Train and evaluate one seed.
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
     are metric dicts of the best validation epoch's weights and "model" is the trained model
     (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
     normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
-    :meth:`Trainer.fit`.
+    :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
+    have none.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -108,7 +109,8 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
             res["history"] = trainer.history
             return res
         log(f"seed {seed}: resuming after epoch {trainer.epoch} from {last}")
-    tensors = {s: model_tensors(normed[s], cfg) for s in ("train", "valid", "test")}
+    splits = ("train", "valid", "test") if evaluate_test else ("train", "valid")
+    tensors = {s: model_tensors(normed[s], cfg) for s in splits}
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
@@ -116,7 +118,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     trainer.restore_best(out_dir / "best.pt" if out_dir is not None else None)  # the best epoch, not the last
     res = {"seed": seed, "best_epoch": trainer.best_epoch, "epochs_run": trainer.epoch,
            "train_time_s": round(time.time() - t0, 2)}
-    for split in ("valid", "test"):
+    for split in splits[1:]:
         pred, _ = trainer.predict(tensors[split])
         res[split] = evaluate_metrics(pred.numpy(), tensors[split]["label"].cpu().numpy(), data.dataset)
     if out_dir is not None:
