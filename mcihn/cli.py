@@ -319,6 +319,9 @@ def _add_extract(sub):
     p = sub.add_parser("extract", help="raw clips (label.csv + Raw/<video>/<clip>.mp4) -> an MMSA pickle, "
                                        "with CLIP / BERT / wav2vec2")
     p.add_argument("--dataset-dir", required=True, help="folder with label.csv and Raw/ (the MMSA-FET layout)")
+    p.add_argument("--modalities", default="tav",
+                   help="what to extract, a subset of t, a, v (default tav); t alone needs no Raw/ folder, only the "
+                        "transcripts of label.csv")
     p.add_argument("--out", required=True, help="output pickle (train with: python -m mcihn train --data OUT)")
     p.add_argument("--language", default="en", choices=["en", "zh"], help="picks the default text and audio models")
     p.add_argument("--dataset", choices=["mosi", "sims"], help="label range (default: sims when label_T/A/V exist)")
@@ -350,7 +353,8 @@ def cmd_extract(a) -> int:
 
     cfg = ExtractionConfig(language=a.language, vision_model=a.vision_model, text_model=a.text_model,
                            audio_model=a.audio_model, frames=a.frames, text_len=a.text_len, audio_len=a.audio_len,
-                           audio_layer=a.audio_layer, audio_fit=a.audio_fit, batch_size=a.batch_size)
+                           audio_layer=a.audio_layer, audio_fit=a.audio_fit, batch_size=a.batch_size,
+                           modalities=parse_modalities(a.modalities))
     s = extract_dataset(a.dataset_dir, a.out, cfg, device=resolve_device(a.device), dataset=a.dataset,
                         on_error=a.on_error, cache_dir=a.cache_dir, keep_cache=a.keep_cache, progress=not a.quiet,
                         workers=a.workers)

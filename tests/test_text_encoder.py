@@ -15,7 +15,7 @@ from mcihn.model.config import MCIHNConfig
 from mcihn.model.text_encoder import TEXT_LR, TextEncoderError, WithTextEncoder
 from mcihn.training import Trainer, load_model, run_seed
 from mcihn.training.registry import make_config
-from mcihn.training.runner import input_dims, model_tensors, prepare_text_ids
+from mcihn.training.runner import input_dims, model_tensors, prepare_inputs
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 SPLITS = {"train": 96, "valid": 32, "test": 32}
@@ -49,7 +49,7 @@ def test_ids_from_another_vocabulary_are_refused_before_training(bert):
     data = from_mmsa_dict(worded(keep_ids=True), source="x.pkl")  # ids up to 30000, the tiny vocab has ~110
     with pytest.raises(TextEncoderError, match=r"x\.pkl: split 'train', field 'text_bert', sample \d+: token id .* "
                                                r"outside the encoder's vocabulary"):
-        prepare_text_ids(data, text_cfg(bert))
+        prepare_inputs(data, text_cfg(bert))
 
 
 def test_neither_ids_nor_raw_text_is_refused(bert):
@@ -57,20 +57,20 @@ def test_neither_ids_nor_raw_text_is_refused(bert):
     for s in ("train", "valid", "test"):
         obj[s].pop("raw_text")
     with pytest.raises(TextEncoderError, match="x.pkl: split 'train' has neither 'text_bert'.*nor 'raw_text'"):
-        prepare_text_ids(from_mmsa_dict(obj, source="x.pkl"), text_cfg(bert))
+        prepare_inputs(from_mmsa_dict(obj, source="x.pkl"), text_cfg(bert))
 
 
 def test_an_encoder_that_cannot_be_found_offline_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     data = from_mmsa_dict(worded(), source="x.pkl")
     with pytest.raises(TextEncoderError, match="--text-encoder 'no-such/encoder-xyz': cannot load"):
-        prepare_text_ids(data, text_cfg("no-such/encoder-xyz"))
+        prepare_inputs(data, text_cfg("no-such/encoder-xyz"))
     with pytest.raises(TextEncoderError, match="cannot load"):  # a folder that holds no model
-        prepare_text_ids(data, text_cfg(str(tmp_path)))
+        prepare_inputs(data, text_cfg(str(tmp_path)))
 
 
 def test_the_encoder_joins_only_the_task_phase_at_its_own_learning_rate(bert):
-    data = prepare_text_ids(from_mmsa_dict(worded(), source="x"), text_cfg(bert))
+    data = prepare_inputs(from_mmsa_dict(worded(), source="x"), text_cfg(bert))
     cfg = MCIHNConfig.tiny(modalities="ta", text_encoder=bert, text_lr=3e-5)
     tr = Trainer(cfg, input_dims(data, cfg))
     assert isinstance(tr.model, WithTextEncoder) and tr.model.dims["text"] == (50, 16)  # (ids' length, width)
@@ -103,7 +103,7 @@ def test_fine_tuning_learns_the_words_and_checkpoints_stand_alone(kind, bert, tm
     model, cfg2, normalizer, ck = load_model(out / "best.pt")
     assert ck["text_encoder"]["name"] == str(local)
     # the copied folder is gone: the test split's ids from the fixture's tokenizer (the same vocabulary)
-    ids = prepare_text_ids(data, dataclasses.replace(cfg, text_encoder=bert))
+    ids = prepare_inputs(data, dataclasses.replace(cfg, text_encoder=bert))
     t = model_tensors(normalizer.transform(ids["test"]), cfg2)
     with torch.no_grad():
         assert torch.allclose(model(t).pred, res["model"].eval()(t).pred, atol=1e-6)
@@ -124,3 +124,22 @@ def test_train_command_with_a_text_encoder(bert, tmp_path, capsys):
                  "--out", str(tmp_path / "o2"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "field 'text_bert'" in err and "vocabulary" in err and "Traceback" not in err
+
+
+def test_text_only_extraction_needs_no_media_and_trains(bert, tmp_path):
+    """extract --modalities t: a label.csv with transcripts is a dataset; the pickle trains text-only."""
+    from mcihn.data import load_mmsa
+    from mcihn.extraction.fixtures import make_clip_folder
+
+    folder = make_clip_folder(tmp_path / "ds", n_clips=9, seconds=0.3)
+    shutil.rmtree(folder / "Raw")  # no media at all
+    out = tmp_path / "text.pkl"
+    assert main(["extract", "--dataset-dir", str(folder), "--out", str(out), "--modalities", "t",
+                 "--text-model", bert, "--device", "cpu", "--quiet"]) == 0
+    data = load_mmsa(out)
+    assert set(data.dims) == {"text"} and data["train"].text_bert.shape[1] == 3
+    assert data.meta["extraction"]["modalities"] == ["text"] or tuple(data.meta["extraction"]["modalities"]) == ("text",)
+    assert main(["train", "--data", str(out), "--preset", "tiny", "--modalities", "t", "--epochs", "1", "--seeds", "1",
+                 "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert main(["train", "--data", str(out), "--preset", "tiny", "--epochs", "1", "--seeds", "1",
+                 "--out", str(tmp_path / "r2"), "--quiet"]) == 2  # tav asked, the file has text only

@@ -202,11 +202,12 @@ def extract_clip(ex: Extractors, path, text: str, clip_id: str | None = None) ->
 
 
 # --------------------------------------------------------------------------------------- the dataset
-def _cache_key(clip: Clip, media: Path) -> str:
-    st = media.stat()
+def _cache_key(clip: Clip, media: Path | None) -> str:
+    """A clip's cache name: its id, its text and its media file's size and time (none for text only)."""
     import hashlib
-    h = hashlib.sha256(f"{clip.id}\0{clip.text}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    return h
+    st = media.stat() if media is not None else None
+    stamp = f"{st.st_size}\0{st.st_mtime_ns}" if st is not None else "text-only"
+    return hashlib.sha256(f"{clip.id}\0{clip.text}\0{stamp}".encode()).hexdigest()[:20]
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
@@ -241,7 +242,9 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
     dataset_dir, out = Path(dataset_dir), Path(out)
     clips, dataset = read_label_csv(dataset_dir / "label.csv", dataset)
     raw_dir = dataset_dir / "Raw"
-    if not raw_dir.is_dir():
+    # text alone (--modalities t) needs no media: a label.csv with transcripts is the whole dataset
+    needs_media = any(m in cfg.modalities for m in ("audio", "vision"))
+    if needs_media and not raw_dir.is_dir():
         raise FileNotFoundError(f"{raw_dir}: no Raw/ folder (expected Raw/<video_id>/<clip_id>.mp4)")
     cache = Path(cache_dir) if cache_dir else out.with_name(out.name + ".cache")
     cache = cache / cfg.fingerprint()
@@ -263,7 +266,7 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
     todo = []  # (clip, media path, cache file)
     for clip in clips:
         try:
-            media = find_media(raw_dir, clip)
+            media = find_media(raw_dir, clip) if needs_media else None
         except ClipError as e:
             bad(clip, e)
             continue
@@ -280,7 +283,8 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
         try:
             if "text" in cfg.modalities and not clip.text.strip():
                 raise ClipError(clip.id, "empty text (BERT needs a transcript)")
-            return decode_clip(media, cfg, clip.id)
+            return decode_clip(media, cfg, clip.id) if media is not None else {"frames": None, "audio": None,
+                                                                                 "n_decoded": 0}
         except (MediaError, ClipError) as e:
             return e
 

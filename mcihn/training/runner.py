@@ -43,18 +43,22 @@ def model_tensors(split, cfg) -> dict:
     return split.to_tensors(cfg.modalities, text_ids=bool(getattr(cfg, "text_encoder", None)))
 
 
-def prepare_text_ids(data: MultimodalData, cfg) -> MultimodalData:
-    """For a config with a text encoder: token ids for every split, checked against the encoder.
+def prepare_inputs(data: MultimodalData, cfg) -> MultimodalData:
+    """Check that ``data`` has what a model of ``cfg`` reads, before any training; with a text encoder,
+    add token ids for every split, checked against the encoder.
 
     The pickle's ``text_bert`` is used when present; else ``raw_text`` is tokenised with the encoder's
-    tokenizer (``TEXT_MAX_LEN`` tokens). Refuses, before any training, data with neither and ids outside
-    the encoder's vocabulary (a tokenizer of another model). Without a text encoder, returns ``data``.
+    tokenizer (``TEXT_MAX_LEN`` tokens). Refuses data without a modality of the config, data with
+    neither ids nor transcripts, and ids outside the encoder's vocabulary (a tokenizer of another model).
     """
+    have = list(data.splits["train"].features)
+    missing = [m for m in cfg.modalities if m not in have]
+    if missing:
+        raise ValueError(f"{data.source}: the data has no {', '.join(missing)} features (it holds {', '.join(have)}); "
+                         f"choose modalities it has (--modalities {''.join(m[0] for m in have)})")
     name = getattr(cfg, "text_encoder", None)
     if not name:
         return data
-    if "text" not in data.splits["train"].features:
-        raise ValueError(f"{data.source}: --text-encoder needs text, and the data has no 'text' field")
     vocab = encoder_vocab_size(name)
     splits, tokenizer = {}, None
     for s, split in data.splits.items():
@@ -84,7 +88,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
-    normed, normalizer = prepared or normalize(prepare_text_ids(data, cfg), cfg.modalities)
+    normed, normalizer = prepared or normalize(prepare_inputs(data, cfg), cfg.modalities)
     finished = _finished_without_last(out_dir, resume)
     if finished is not None:  # a fine-tuned-encoder run keeps no last.pt once its seed is done
         check_resumable(load_checkpoint_file(out_dir / "best.pt"), cfg, normed, normalizer, out_dir / "best.pt")
@@ -199,7 +203,7 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
                    amp: bool = False, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
-    prepared = normalize(prepare_text_ids(data, cfg), cfg.modalities)  # train-split statistics, same for every seed
+    prepared = normalize(prepare_inputs(data, cfg), cfg.modalities)  # train-split statistics, same for every seed
     per_seed = []
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
@@ -255,7 +259,7 @@ def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str
     check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)
-    data = prepare_text_ids(data, cfg)
+    data = prepare_inputs(data, cfg)
     tensors = {k: v.to(device) for k, v in model_tensors(normalizer.transform(data[split]), cfg).items()}
     pred, _ = predict(model, tensors)
     return evaluate_metrics(pred.numpy(), tensors["label"].cpu().numpy(), data.dataset)
