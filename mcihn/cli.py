@@ -148,8 +148,10 @@ def cmd_evaluate(a) -> int:
 
     metrics = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, dataset=a.dataset, device=a.device)
     print(format_table({f"{Path(a.checkpoint).name} on {a.split}": metrics}, a.dataset or _dataset_of(metrics)))
-    out = Path(a.out) if a.out else Path(a.checkpoint).with_name(f"eval_{Path(a.data).stem}_{a.split}.json")
-    atomic_write_json(out, {"checkpoint": str(a.checkpoint), "data": str(a.data), "split": a.split,
+    stem = Path(a.data).stem if a.data else "synthetic"
+    out = Path(a.out) if a.out else Path(a.checkpoint).with_name(f"eval_{stem}_{a.split}.json")
+    atomic_write_json(out, {"checkpoint": str(a.checkpoint), "data": str(a.data) if a.data else "SYNTHETIC (embedded)",
+                            "split": a.split,
                             "metrics": metrics})
     print(f"wrote {out}")
     return 0
@@ -406,11 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_robustness(sub)
     _add_tune(sub)
     p = sub.add_parser("evaluate", help="metrics of a saved checkpoint on one split of a pickle")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument("--dataset", choices=["mosi", "sims"])
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--checkpoint", required=True, help="a best.pt (or last.pt) written by train")
+    p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset (as train uses)")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split to score (default test)")
+    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: the checkpoint's)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     p.add_argument("--out", help="metrics JSON (default: next to the checkpoint)")
     p = sub.add_parser("bench", help="training throughput, peak memory and model-FLOP utilisation")
     p.add_argument("--preset", default="paper", choices=["paper", "tiny"])

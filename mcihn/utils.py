@@ -78,3 +78,16 @@ def jsonable(x):
 
 def atomic_write_json(path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def from_pretrained(cls, name_or_path: str, **kwargs):
+    """``cls.from_pretrained`` (transformers), local files first: a model in a local folder or in the Hugging
+    Face cache loads without touching the network (no retries against an unreachable hub); a hub name not
+    cached is then downloaded, unless ``HF_HUB_OFFLINE=1`` or the name is a local folder. Errors propagate."""
+    path = os.path.expanduser(str(name_or_path))
+    try:
+        return cls.from_pretrained(path, local_files_only=True, **kwargs)
+    except OSError:
+        if os.path.isdir(path) or os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise
+        return cls.from_pretrained(path, **kwargs)

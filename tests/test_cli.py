@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 import pickle
 
@@ -165,6 +166,18 @@ def test_train_on_the_embedded_synthetic_default(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["synthetic"] is True and res["config"]["preset"] == "tiny"
     assert set(res["per_seed"][0]["test"]) == MOSI_KEYS
+    # evaluate reads the same embedded data without --data, and gives the training run's test metrics
+    assert main(["evaluate", "--checkpoint", str(out / "seed_1" / "best.pt")]) == 0
+    assert json.loads((out / "seed_1" / "eval_synthetic_test.json").read_text())["metrics"] == res["per_seed"][0]["test"]
+    # predict refuses a checkpoint of synthetic features at once (no encoder produces them), and a missing video
+    t0 = time.time()
+    assert main(["predict", "--checkpoint", str(out / "seed_1" / "best.pt"), "--video", str(tmp_path / "clip.mp4"),
+                 "--text", "fine"]) == 2
+    assert "--video" in capsys.readouterr().err
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    assert main(["predict", "--checkpoint", str(out / "seed_1" / "best.pt"), "--video", str(tmp_path / "clip.mp4"),
+                 "--text", "fine"]) == 2
+    assert "SYNTHETIC features" in capsys.readouterr().err and time.time() - t0 < 30  # no model hub retries
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -26,7 +26,7 @@ class Normalizer:
     @classmethod
     def fit(cls, split: SplitData, modalities) -> "Normalizer":
         mean, std = {}, {}
-        for m in parse_modalities(modalities):
+        for m in (parse_modalities(modalities) if len(modalities) else ()):  # none: a text encoder reads raw ids
             steps = split.features[m][split.mask(m)]  # (number of real steps, D_m)
             if len(steps) == 0:
                 raise ValueError(f"Normalizer.fit: split '{split.name}' has no real time steps for '{m}'")

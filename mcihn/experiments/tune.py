@@ -30,8 +30,7 @@ from pathlib import Path
 
 from ..data import MultimodalData
 from ..training.registry import make_config, model_kind
-from ..data import normalize
-from ..training.runner import prepare_inputs, run_seed
+from ..training.runner import prepare, run_seed
 from ..utils import atomic_write_bytes, atomic_write_json, jsonable
 
 #: Sec. 4.3's range for the model's hyper-parameters.
@@ -81,8 +80,8 @@ def tune(data: MultimodalData, out_dir, model: str = "mcihn", preset: str = "tin
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base = make_config(model, preset, **(overrides or {}))  # config errors before any trial
-    seen = without_test(prepare_inputs(data, base))
-    prepared = normalize(seen, base.modalities)  # train-split statistics, shared by every trial
+    seen = without_test(data)
+    prepared = prepare(seen, base)  # checked inputs and train-split statistics, shared by every trial
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     name = study_name or f"{model_kind(base)}-{preset}"
     study = optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True,

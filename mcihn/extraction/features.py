@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ..utils import from_pretrained
 from .media import pad_or_truncate, resample_sequence
 
 #: The paper's encoders (Sec. 4.3). Text and audio follow the language (CMU-MOSI: en, CH-SIMS: zh).
@@ -99,7 +100,7 @@ def _quiet_transformers():
 def _load(model_cls, name: str, what: str, **kwargs):
     """from_pretrained with an error that says which model failed and how to fix it offline."""
     try:
-        return model_cls.from_pretrained(name, **kwargs)
+        return from_pretrained(model_cls, name, **kwargs)  # local files first: no waiting on an unreachable hub
     except (OSError, ValueError) as e:
         raise OSError(f"cannot load the {what} model {name!r}: {e}\n  Give a local folder (save_pretrained output) "
                       f"or a hub name; offline, download it once elsewhere and set HF_HUB_OFFLINE=1 "

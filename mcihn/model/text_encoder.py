@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..utils import from_pretrained
+
 #: Sec. 4.3: "For BERT, we set the learning rate value as 2e-5".
 TEXT_LR = 2e-5
 #: MMSA's MOSI / SIMS pickles carry 50 text tokens; used when raw text is tokenised here.
@@ -51,12 +53,7 @@ def load_pretrained(name_or_path: str, what: str = "model"):
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        try:
-            return cls.from_pretrained(path, local_files_only=True)
-        except OSError:
-            if _is_local(path) or os.environ.get("HF_HUB_OFFLINE") == "1":
-                raise
-            return cls.from_pretrained(path)  # a hub name not in the local cache: download it once
+        return from_pretrained(cls, path)
     except Exception as e:  # OSError (not found), ValueError (not a model folder), network errors
         where = "folder" if _is_local(path) else "name"
         raise TextEncoderError(

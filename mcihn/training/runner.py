@@ -74,6 +74,14 @@ def prepare_inputs(data: MultimodalData, cfg) -> MultimodalData:
     return dataclasses.replace(data, splits=splits)
 
 
+def prepare(data: MultimodalData, cfg) -> tuple[MultimodalData, Normalizer]:
+    """:func:`prepare_inputs`, then z-scoring with train-split statistics of the features the model reads
+    (not the pickle's text features when a text encoder makes its own)."""
+    data = prepare_inputs(data, cfg)
+    own_text = bool(getattr(cfg, "text_encoder", None))
+    return normalize(data, [m for m in cfg.modalities if not (own_text and m == "text")] or [])
+
+
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
              prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True) -> dict:
@@ -88,7 +96,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
-    normed, normalizer = prepared or normalize(prepare_inputs(data, cfg), cfg.modalities)
+    normed, normalizer = prepared or prepare(data, cfg)
     finished = _finished_without_last(out_dir, resume)
     if finished is not None:  # a fine-tuned-encoder run keeps no last.pt once its seed is done
         check_resumable(load_checkpoint_file(out_dir / "best.pt"), cfg, normed, normalizer, out_dir / "best.pt")
@@ -96,7 +104,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
         return finished
     set_seed(seed)
     trainer = Trainer(cfg, input_dims(normed, cfg), device=device, amp=amp, seed=seed)
-    extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source,
+    extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source, "synthetic": bool(data.synthetic),
              "normalizer": normalizer.state_dict()}
     if isinstance(trainer.model, WithTextEncoder):  # rebuilt from this without the original folder
         extra["text_encoder"] = trainer.model.encoder.spec()
@@ -203,7 +211,7 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
                    amp: bool = False, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
-    prepared = normalize(prepare_inputs(data, cfg), cfg.modalities)  # train-split statistics, same for every seed
+    prepared = prepare(data, cfg)  # train-split statistics, the same for every seed
     per_seed = []
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
@@ -253,9 +261,14 @@ def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> No
 
 def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str | None = None,
                         device="cpu") -> dict:
-    """Metrics of a saved model on one split of a pickle, with the checkpoint's own normaliser."""
+    """Metrics of a saved model on one split of a pickle (None: the embedded synthetic data, as ``train``
+    uses without --data), with the checkpoint's own normaliser."""
     model, cfg, normalizer, ck = load_model(checkpoint)
-    data = load_mmsa(data_path, dataset=dataset or ck.get("dataset"))
+    if data_path is None:
+        from ..data import synthetic_data
+        data = synthetic_data(kind=dataset or ck.get("dataset", "mosi"), seed=0)
+    else:
+        data = load_mmsa(data_path, dataset=dataset or ck.get("dataset"))
     check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)
