@@ -61,6 +61,8 @@ def _slug(label: str, kind: str) -> str:
     """Output folder of a row: "MCIHN-1" -> "mcihn-1", "-VT" -> "mcihn-vt", "Late fusion" -> "late"."""
     if label.startswith("-"):
         return kind + label.lower()
+    if label.lower().replace("-", "") == kind:  # "Self-MM" -> "selfmm"
+        return kind
     return kind if label.lower().startswith(kind) and not label[len(kind):].strip("-").isdigit() else label.lower()
 
 

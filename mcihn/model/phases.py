@@ -23,6 +23,12 @@ class Phase:
     loss: batch -> (loss to minimise, {log name: detached scalar}); the log dict holds what the
         epoch summary and the progress bar show for this phase (its own loss under ``key`` at least).
     lr_scale: this phase's learning rate is the config's ``lr`` times this.
+    epoch_start: optional ``(epoch, train_tensors) -> None``, called by the trainer before each
+        training epoch (epoch counts from 1; after a resume it continues from the checkpoint's
+        epoch). For state that lives per epoch rather than per batch, such as Self-MM's label
+        banks (initialised from the training labels, updated from epoch 2 on, with a momentum
+        that depends on the epoch). ``train_tensors`` is the whole training split, with its
+        ``"index"`` key (N,) (see ``SplitData.to_tensors``).
     """
 
     key: str
@@ -30,3 +36,4 @@ class Phase:
     params: list
     loss: Callable[[dict], tuple[torch.Tensor, dict]]
     lr_scale: float = 1.0
+    epoch_start: Callable[[int, dict], None] | None = None
