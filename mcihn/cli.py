@@ -151,13 +151,13 @@ def _add_experiment(sub):
     p = sub.add_parser("experiment", help="re-run Table 2 (baselines) or Table 3 (ablations): every model over "
                                           "the seeds, on the same data; writes DIR/tableN.md / .csv / .json")
     p.add_argument("table", choices=["table2", "table3"],
-                   help="table2: Late fusion, TFN, LMF, MulT, MCIHN; table3: -VT, -VA, -TA, MCIHN-1, MCIHN-2, MCIHN")
+                   help="table2: Late fusion, TFN, LMF, MulT, Self-MM, EMT, CMHFM, MCIHN; table3: -VT, -VA, -TA, MCIHN-1, MCIHN-2, MCIHN")
     p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--preset", choices=["paper", "tiny"],
                    help="model sizes (default: paper with --data, tiny on the synthetic default)")
     p.add_argument("--epochs", type=int, help="maximum epochs of every model (quick runs)")
-    p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult mcihn / "
+    p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult selfmm emt cmhfm mcihn / "
                                                "mcihn-vt mcihn-va mcihn-ta mcihn-1 mcihn-2 mcihn)")
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -190,7 +190,7 @@ def cmd_experiment(a) -> int:
 def _add_robustness(sub):
     p = sub.add_parser("robustness", help="a trained model with each modality dropped and with a growing share "
                                           "of time steps missing; writes DIR/robustness.json and .png")
-    p.add_argument("--checkpoint", required=True, help="best.pt of any model (mcihn, tfn, lmf, mult, late)")
+    p.add_argument("--checkpoint", required=True, help="best.pt of any model (mcihn, tfn, lmf, mult, late, selfmm, emt, cmhfm)")
     p.add_argument("--data", help="MMSA pickle (default: the embedded synthetic data, if the model was trained on it)")
     p.add_argument("--dataset", choices=DATASET_CHOICES)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
