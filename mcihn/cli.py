@@ -24,10 +24,10 @@ from .modalities import parse_modalities
 def _add_train(sub):
     p = sub.add_parser("train", help="train MCIHN (or a baseline) over several seeds and write DIR/results.json")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES,
-                   help="mcihn (default) or a baseline: tfn, lmf, mult, late (see mcihn/baselines/)")
+                   help="mcihn (default) or a baseline: tfn, lmf, mult, late, selfmm, emt, cmhfm (see mcihn/baselines/)")
     p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or "
                                    "any file of that structure); without it, an embedded SYNTHETIC dataset is used")
-    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
+    p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--modalities", help="non-empty subset of t (text), a (audio), v (vision); default tav")
     p.add_argument("--no-aae", action="store_true", help="ablation MCIHN-1: no adversarial autoencoders")
     p.add_argument("--no-cgmm", action="store_true", help="ablation MCIHN-2: no cross-modal gate, no MMD")
@@ -100,9 +100,11 @@ def cmd_train(a) -> int:
     return 0
 
 
+#: Names of ``mcihn.data.mmsa.LABEL_RANGE`` (a test keeps them in step; kept here so that argparse runs before torch loads).
+DATASET_CHOICES = ("mosi", "mosei", "sims")
 #: Names of ``mcihn.training.registry.MODELS`` (a test keeps the two in step; importing the registry here would load torch
 #: before argparse has even checked the command line).
-MODEL_CHOICES = ("mcihn", "tfn", "lmf", "mult", "late")
+MODEL_CHOICES = ("mcihn", "tfn", "lmf", "mult", "late", "selfmm", "emt", "cmhfm")
 #: train options that only MCIHN has: option attribute -> flag.
 MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
               "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale"}
@@ -165,13 +167,13 @@ def _add_experiment(sub):
     p = sub.add_parser("experiment", help="re-run Table 2 (baselines) or Table 3 (ablations): every model over "
                                           "the seeds, on the same data; writes DIR/tableN.md / .csv / .json")
     p.add_argument("table", choices=["table2", "table3"],
-                   help="table2: Late fusion, TFN, LMF, MulT, MCIHN; table3: -VT, -VA, -TA, MCIHN-1, MCIHN-2, MCIHN")
+                   help="table2: Late fusion, TFN, LMF, MulT, Self-MM, EMT, CMHFM, MCIHN; table3: -VT, -VA, -TA, MCIHN-1, MCIHN-2, MCIHN")
     p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
-    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
+    p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--preset", choices=["paper", "tiny"],
                    help="model sizes (default: paper with --data, tiny on the synthetic default)")
     p.add_argument("--epochs", type=int, help="maximum epochs of every model (quick runs)")
-    p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult mcihn / "
+    p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult selfmm emt cmhfm mcihn / "
                                                "mcihn-vt mcihn-va mcihn-ta mcihn-1 mcihn-2 mcihn)")
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -204,7 +206,7 @@ def cmd_experiment(a) -> int:
 def _add_tune(sub):
     p = sub.add_parser("tune", help="hyper-parameter search with Optuna on the VALIDATION split (test is not loaded)")
     p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
-    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: from the pickle)")
+    p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES, help="model to tune (default mcihn)")
     p.add_argument("--preset", choices=["paper", "tiny"], help="default: paper with --data, tiny on synthetic data")
     p.add_argument("--modalities", default="tav", help="non-empty subset of t, a, v")
@@ -249,9 +251,9 @@ def cmd_tune(a) -> int:
 def _add_robustness(sub):
     p = sub.add_parser("robustness", help="a trained model with each modality dropped and with a growing share "
                                           "of time steps missing; writes DIR/robustness.json and .png")
-    p.add_argument("--checkpoint", required=True, help="best.pt of any model (mcihn, tfn, lmf, mult, late)")
+    p.add_argument("--checkpoint", required=True, help="best.pt of any model (mcihn, tfn, lmf, mult, late, selfmm, emt, cmhfm)")
     p.add_argument("--data", help="MMSA pickle (default: the embedded synthetic data, if the model was trained on it)")
-    p.add_argument("--dataset", choices=["mosi", "sims"])
+    p.add_argument("--dataset", choices=DATASET_CHOICES)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--rates", type=float, nargs="+", help="missing rates in [0, 1] (default 0, 0.1, ..., 1)")
     p.add_argument("--repeats", type=int, default=3, help="random draws per rate, averaged")
@@ -310,8 +312,10 @@ def cmd_bench(a) -> int:
 def cmd_make_synthetic(a) -> int:
     from .data import PAPER_DIMS, write_synthetic
 
-    path = write_synthetic(a.out, kind=a.kind, seed=a.seed, dims=PAPER_DIMS if a.paper_dims else None,
-                           noise=a.noise)
+    if a.paper_dims and a.mmsa_dims:
+        raise ValueError("--paper-dims and --mmsa-dims: choose one")
+    dims = PAPER_DIMS if a.paper_dims else "mmsa" if a.mmsa_dims else None
+    path = write_synthetic(a.out, kind=a.kind, seed=a.seed, dims=dims, noise=a.noise)
     print(f"wrote SYNTHETIC {a.kind.upper()}-shaped data to {path}")
     return 0
 
@@ -326,7 +330,7 @@ def _add_extract(sub):
                         "transcripts of label.csv")
     p.add_argument("--out", required=True, help="output pickle (train with: python -m mcihn train --data OUT)")
     p.add_argument("--language", default="en", choices=["en", "zh"], help="picks the default text and audio models")
-    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range (default: sims when label_T/A/V exist)")
+    p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range (default: sims when label_T/A/V exist)")
     p.add_argument("--vision-model", help=f"hub name or local folder (default {DEFAULT_MODELS['vision']['en']})")
     p.add_argument("--text-model", help="default bert-base-uncased (en), bert-base-chinese (zh)")
     p.add_argument("--audio-model", help=f"default {DEFAULT_MODELS['audio']['en']} (en), "
@@ -411,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a best.pt (or last.pt) written by train")
     p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset (as train uses)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split to score (default test)")
-    p.add_argument("--dataset", choices=["mosi", "sims"], help="label range and metrics (default: the checkpoint's)")
+    p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: the checkpoint's)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
     p.add_argument("--out", help="metrics JSON (default: next to the checkpoint)")
     p = sub.add_parser("bench", help="training throughput, peak memory and model-FLOP utilisation")
@@ -428,10 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=24, help="with --extract: generated clips (4 s, 320x240, 25 fps)")
     p = sub.add_parser("make-synthetic", help="write the synthetic dataset as an MMSA-format pickle")
     p.add_argument("--out", required=True)
-    p.add_argument("--kind", default="mosi", choices=["mosi", "sims"])
+    p.add_argument("--kind", default="mosi", choices=DATASET_CHOICES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=1.5)
     p.add_argument("--paper-dims", action="store_true", help="the paper's sizes: text 36x768, audio 128x512, vision 10x512")
+    p.add_argument("--mmsa-dims", action="store_true",
+                   help="the sizes of MMSA's pickle of --kind (MOSEI: text 50x768, audio 500x74, vision 375x35; ~5.8 GB)")
     return ap
 
 

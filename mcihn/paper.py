@@ -35,6 +35,9 @@ TABLE_ROWS = {
         ("TFN", "tfn", {}, "Zadeh et al. 2017: outer product of the three unimodal codes"),
         ("LMF", "lmf", {}, "Liu et al. 2018: TFN's fusion layer as a low-rank sum"),
         ("MulT", "mult", {}, "Tsai et al. 2019: directional crossmodal transformers"),
+        ("Self-MM", "selfmm", {}, "Yu et al. 2021: four heads, self-generated unimodal labels (ULGM)"),
+        ("EMT", "emt", {}, "Sun et al. 2023: global multimodal context <-> local sequences, dual-level restoration"),
+        ("CMHFM", "cmhfm", {}, "unimodal -> bimodal -> trimodal predictions, decision fusion, a loss on each"),
         ("MCIHN", "mcihn", {}, "the full model"),
     ),
     "table3": (

@@ -37,7 +37,7 @@ def tiny(kind, **kw):
 
 # ----------------------------------------------------------------------------- configs and registry
 def test_cli_model_choices_are_the_registry():
-    assert tuple(MODEL_CHOICES) == MODEL_KINDS == ("mcihn", "tfn", "lmf", "mult", "late")
+    assert tuple(MODEL_CHOICES) == MODEL_KINDS == ("mcihn", "tfn", "lmf", "mult", "late", "selfmm", "emt", "cmhfm")
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -115,11 +115,11 @@ def test_masks_and_tensors():
         ref = np.array([[t < sd.lengths[m][i] for t in range(T)] for i in range(len(sd))])
         np.testing.assert_array_equal(sd.mask(m), ref)
     tens = sd.to_tensors("ta")
-    assert set(tens) == {"text", "text_mask", "audio", "audio_mask", "label"}
+    assert set(tens) == {"text", "text_mask", "audio", "audio_mask", "label", "index"}
     assert tens["text"].shape == (4, TEXT_T, TEXT_D) and tens["text"].dtype == torch.float32
     assert tens["audio_mask"].shape == (4, AUDIO_T) and tens["audio_mask"].dtype == torch.bool
     assert tens["label"].shape == (4,) and tens["label"].dtype == torch.float32
-    assert set(sd.to_tensors(("vision",))) == {"vision", "vision_mask", "label"}
+    assert set(sd.to_tensors(("vision",))) == {"vision", "vision_mask", "label", "index"}
 
 
 @pytest.mark.parametrize("sims, meta, arg, expected", [

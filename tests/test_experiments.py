@@ -46,7 +46,7 @@ def tables(tiny_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name, labels", [
-    ("table2", ["Late fusion", "TFN", "LMF", "MulT", "MCIHN"]),
+    ("table2", ["Late fusion", "TFN", "LMF", "MulT", "Self-MM", "EMT", "CMHFM", "MCIHN"]),
     ("table3", ["-VT", "-VA", "-TA", "MCIHN-1", "MCIHN-2", "MCIHN"]),
 ])
 def test_every_row_is_trained_and_written(tables, name, labels):

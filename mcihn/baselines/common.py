@@ -203,3 +203,26 @@ class PooledSubnet(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(masked_mean(x, mask))  # (B, D) -> (B, hidden)
+
+
+# ----------------------------------------------------------------------------- Self-MM's / EMT's audio-vision subnetwork
+class RecurrentSubnet(nn.Module):
+    """The audio / vision subnetwork of Self-MM and EMT-DLFR: a one-layer LSTM over the frames, its
+    state at the last real frame, dropout, and a linear layer (MMSA's ``AuViSubNet``).
+
+    (B, T, D) -> (utterance vector (B, out), per-step outputs (B, T, out)); EMT uses the per-step
+    outputs (through the same linear layer) as the modality's local sequence. The released code
+    packs the padded sequence; an LSTM is causal, so reading the state at the last real step gives
+    the same vector without packing (padded steps come after the real ones, MMSA's layout).
+    """
+
+    def __init__(self, d_in: int, hidden: int, out: int, dropout: float):
+        super().__init__()
+        self.lstm = nn.LSTM(d_in, hidden, batch_first=True)
+        self.drop = nn.Dropout(dropout)
+        self.linear = nn.Linear(hidden, out)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        h, _ = self.lstm(x)  # (B, T, hidden)
+        utt = self.linear(self.drop(last_valid(h, mask)))  # (B, hidden) -> (B, out)
+        return utt, self.linear(h)  # (B, out), (B, T, out)

@@ -1,4 +1,4 @@
-"""Loading, checking and normalising MMSA-format data (CMU-MOSI, CH-SIMS).
+"""Loading, checking and normalising MMSA-format data (CMU-MOSI, CMU-MOSEI, CH-SIMS).
 
 MMSA distributes each dataset as one pickle::
 
@@ -7,10 +7,10 @@ MMSA distributes each dataset as one pickle::
         "raw_text":          (N,) str                       optional
         "text":              (N, T_t, D_t) float            e.g. MOSI 50 x 768 (BERT)
         "text_bert":         (N, 3, T_t)  ids/mask/segment  optional; mask row gives text lengths
-        "audio":             (N, T_a, D_a) float            e.g. MOSI 375 x 5, may hold -inf padding
-        "vision":            (N, T_v, D_v) float            e.g. MOSI 500 x 20
+        "audio":             (N, T_a, D_a) float            e.g. MOSI 375 x 5, MOSEI 500 x 74; may hold -inf padding
+        "vision":            (N, T_v, D_v) float            e.g. MOSI 500 x 20, MOSEI 375 x 35
         "audio_lengths", "vision_lengths": (N,) int         optional (aligned pickles: full length)
-        "regression_labels": (N,) float                     MOSI in [-3, 3], SIMS in [-1, 1]
+        "regression_labels": (N,) float                     MOSI / MOSEI in [-3, 3], SIMS in [-1, 1]
         "regression_labels_T/_A/_V": (N,) float             SIMS only: unimodal labels
     }, "meta": {...} optional}
 
@@ -29,7 +29,8 @@ import torch
 from ..modalities import MODALITIES, parse_modalities
 from .pickles import DataFormatError, safe_load_pickle
 
-LABEL_RANGE = {"mosi": (-3.0, 3.0), "sims": (-1.0, 1.0)}
+#: Label range of each dataset; MOSEI has MOSI's scale (and MOSI's metrics, mcihn.metrics).
+LABEL_RANGE = {"mosi": (-3.0, 3.0), "mosei": (-3.0, 3.0), "sims": (-1.0, 1.0)}
 SPLITS = ("train", "valid", "test")
 LABEL_TOL = 1e-6
 _UNIMODAL = ("T", "A", "V")
@@ -58,11 +59,14 @@ class SplitData:
         return np.arange(T)[None, :] < self.lengths[modality][:, None]
 
     def to_tensors(self, modalities, text_ids: bool = False) -> dict[str, torch.Tensor]:
-        """``{"text": (N,T,D) float32, "text_mask": (N,T) bool, ..., "label": (N,) float32}``.
+        """``{"text": (N,T,D) float32, "text_mask": (N,T) bool, ..., "label": (N,) float32, "index": (N,) long}``.
 
         Feature tensors share memory with the numpy arrays (``torch.from_numpy``).
         ``modalities`` is a tuple of names or a letter string such as ``"tav"``. ``text_ids`` adds
         ``"text_bert"`` (N, 3, L) int64, for a model that fine-tunes its own text encoder.
+        ``index`` is each sample's position in this split (0 .. N-1); batches carry it, so that a
+        model with per-sample state over the training set (Self-MM's feature and label banks)
+        knows which samples a batch holds. Models that do not need it ignore it.
         """
         out = {}
         for m in parse_modalities(modalities):
@@ -73,6 +77,7 @@ class SplitData:
                 raise ValueError(f"split {self.name!r} has no token ids (text_bert) for the text encoder")
             out["text_bert"] = torch.from_numpy(self.text_bert)
         out["label"] = torch.from_numpy(self.labels)
+        out["index"] = torch.arange(len(self.labels), dtype=torch.long)
         return out
 
 
@@ -81,7 +86,7 @@ class MultimodalData:
     """The three splits of one dataset plus where they came from."""
 
     splits: dict[str, SplitData]
-    dataset: str                 # "mosi" | "sims"
+    dataset: str                 # "mosi" | "mosei" | "sims"
     source: str                  # file path or e.g. "synthetic MOSI-shaped (seed 0)"
     synthetic: bool = False
     meta: dict = field(default_factory=dict)
@@ -276,6 +281,8 @@ def from_mmsa_dict(obj: dict, source: str, dataset: str | None = None) -> Multim
 
 
 def load_mmsa(path, dataset: str | None = None) -> MultimodalData:
-    """Load and validate an MMSA pickle. ``dataset`` ("mosi"/"sims") sets the label range;
-    when None it is meta["dataset"], else "sims" if unimodal labels exist, else "mosi"."""
+    """Load and validate an MMSA pickle. ``dataset`` ("mosi"/"mosei"/"sims") sets the label range;
+    when None it is meta["dataset"], else "sims" if unimodal labels exist, else "mosi" (MMSA's MOSEI
+    pickles carry no meta: pass ``dataset="mosei"``; the metrics are MOSI's either way, only the
+    dataset's name in tables and checkpoints differs)."""
     return _from_dict(safe_load_pickle(path), str(path), dataset, copy=False)

@@ -2,7 +2,7 @@
 
 It is *synthetic*: every consumer prints so. It exists so that the tests, the quick
 runs and the default of ``python -m mcihn train`` have data with the exact layout
-of MMSA's ``unaligned_50.pkl`` (MOSI-shaped: labels in [-3, 3]) or of CH-SIMS
+of MMSA's ``unaligned_50.pkl`` (MOSI- or MOSEI-shaped: labels in [-3, 3]) or of CH-SIMS
 (SIMS-shaped: labels in [-1, 1] plus unimodal labels T/A/V).
 
 The planted structure. Each clip i has three hidden "evidence" scores u_t, u_a,
@@ -31,6 +31,16 @@ import numpy as np
 #: Split sizes of CMU-MOSI (Table 1 of the paper: 1284 / 229 / 686).
 MOSI_SPLITS = {"train": 1284, "valid": 229, "test": 686}
 SIMS_SPLITS = {"train": 1368, "valid": 456, "test": 457}
+#: Split sizes of CMU-MOSEI in MMSA's distribution.
+MOSEI_SPLITS = {"train": 16326, "valid": 1871, "test": 4659}
+SPLIT_SIZES = {"mosi": MOSI_SPLITS, "mosei": MOSEI_SPLITS, "sims": SIMS_SPLITS}
+#: Feature sizes (T, D) of MMSA's unaligned pickles (MMSA config_regression.json, datasetCommonParams:
+#: seq_lens and feature_dims): MOSI / MOSEI unaligned_50.pkl, SIMS unaligned_39.pkl. ``dims="mmsa"``.
+MMSA_DIMS = {"mosi": {"text": (50, 768), "audio": (375, 5), "vision": (500, 20)},
+             "mosei": {"text": (50, 768), "audio": (500, 74), "vision": (375, 35)},
+             "sims": {"text": (39, 768), "audio": (400, 33), "vision": (55, 709)}}
+#: Upper end of the label range of each kind (the range is symmetric: mcihn.data.mmsa.LABEL_RANGE).
+LABEL_BOUND = {"mosi": 3.0, "mosei": 3.0, "sims": 1.0}
 #: Default feature sizes (T, D): small enough for CPU, all different so swapped axes fail loudly.
 DEFAULT_DIMS = {"text": (24, 48), "audio": (40, 24), "vision": (16, 32)}
 #: The paper's sizes (Sec. 4.3): CLIP 10x512, BERT 36x768, wav2vec2 128x512.
@@ -61,14 +71,20 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
                    noise: float = 1.5, seed: int = 0) -> dict:
     """Build a dict with MMSA's pickle structure: {'train'|'valid'|'test': {...}, 'meta': {...}}.
 
-    kind: "mosi" (labels in [-3, 3]) or "sims" (labels in [-1, 1] and regression_labels_T/_A/_V).
-    splits: split -> number of clips (default: the real dataset's split sizes).
-    dims: modality -> (T, D) (default :data:`DEFAULT_DIMS`; :data:`PAPER_DIMS` for the paper's).
+    kind: "mosi" or "mosei" (labels in [-3, 3]) or "sims" (labels in [-1, 1] and regression_labels_T/_A/_V).
+    splits: split -> number of clips (default: the real dataset's split sizes, :data:`SPLIT_SIZES`).
+    dims: modality -> (T, D) (default :data:`DEFAULT_DIMS`; :data:`PAPER_DIMS` for the paper's), or
+        "mmsa" for the sizes of MMSA's pickle of that kind (:data:`MMSA_DIMS`; MOSEI at those sizes
+        and split sizes is about 5.8 GB of float32, which is why it is not the default).
     Same arguments and seed -> identical arrays.
     """
-    if kind not in ("mosi", "sims"):
-        raise ValueError(f"kind must be 'mosi' or 'sims', not {kind!r}")
-    splits = dict(splits or (MOSI_SPLITS if kind == "mosi" else SIMS_SPLITS))
+    if kind not in SPLIT_SIZES:
+        raise ValueError(f"kind must be one of {sorted(SPLIT_SIZES)}, not {kind!r}")
+    splits = dict(splits or SPLIT_SIZES[kind])
+    if isinstance(dims, str):
+        if dims != "mmsa":
+            raise ValueError(f"dims must be a dict of (T, D) or 'mmsa', not {dims!r}")
+        dims = MMSA_DIMS[kind]
     dims = {m: tuple(int(v) for v in dims[m]) for m in dims} if dims else dict(DEFAULT_DIMS)
     rng = np.random.default_rng(seed)
     # Fixed per-dataset directions: the same "meaning" of each feature in every split.
@@ -77,7 +93,7 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
         p = rng.normal(size=D); p *= 1.0 / np.linalg.norm(p) * np.sqrt(D) * 0.5
         q = rng.normal(size=D); q *= 1.0 / np.linalg.norm(q) * np.sqrt(D) * 0.5
         directions[m] = (p, q, rng.uniform(0.5, 3.0, size=D), rng.normal(scale=2.0, size=D))
-    hi = 3.0 if kind == "mosi" else 1.0
+    hi = LABEL_BOUND[kind]
     out = {"meta": {"synthetic": True, "dataset": kind, "seed": int(seed), "noise": float(noise),
                     "generator": "mcihn.data.synthetic.make_synthetic",
                     "dims": {m: list(v) for m, v in dims.items()}}}

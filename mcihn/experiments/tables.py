@@ -5,7 +5,7 @@ computed on other features. Here every row is trained by the same trainer (``mci
 same data, with the same seeds, early stopping on the same validation split and MMSA's metrics
 on the same test split:
 
-    table2   Late fusion (the floor), TFN, LMF, MulT, MCIHN              (baselines)
+    table2   Late fusion (the floor), TFN, LMF, MulT, Self-MM, EMT, CMHFM, MCIHN   (baselines)
     table3   -VT, -VA, -TA, MCIHN-1 (no AAE), MCIHN-2 (no CGMM), MCIHN    (ablations)
 
 Layout of an output folder DIR (one folder per model, each an ordinary ``train`` run)::
@@ -61,6 +61,8 @@ def _slug(label: str, kind: str) -> str:
     """Output folder of a row: "MCIHN-1" -> "mcihn-1", "-VT" -> "mcihn-vt", "Late fusion" -> "late"."""
     if label.startswith("-"):
         return kind + label.lower()
+    if label.lower().replace("-", "") == kind:  # "Self-MM" -> "selfmm"
+        return kind
     return kind if label.lower().startswith(kind) and not label[len(kind):].strip("-").isdigit() else label.lower()
 
 

@@ -26,6 +26,12 @@ class Phase:
     extra_groups: more parameter groups for the same optimiser, each a dict with its own ``"lr"``
         (a fine-tuned text encoder joins the task phase this way, at lr 2e-5). By convention the
         phase keyed ``"main"`` carries the task loss.
+    epoch_start: optional ``(epoch, train_tensors) -> None``, called by the trainer before each
+        training epoch (epoch counts from 1; after a resume it continues from the checkpoint's
+        epoch). For state that lives per epoch rather than per batch, such as Self-MM's label
+        banks (initialised from the training labels, updated from epoch 2 on, with a momentum
+        that depends on the epoch). ``train_tensors`` is the whole training split, with its
+        ``"index"`` key (N,) (see ``SplitData.to_tensors``).
     """
 
     key: str
@@ -34,6 +40,7 @@ class Phase:
     loss: Callable[[dict], tuple[torch.Tensor, dict]]
     lr_scale: float = 1.0
     extra_groups: list = field(default_factory=list)
+    epoch_start: Callable[[int, dict], None] | None = None
 
     def all_params(self) -> list:
         """Every parameter this phase's optimiser updates (its own and the extra groups')."""

@@ -6,6 +6,9 @@
     lmf      mcihn.baselines.LMFConfig        mcihn.baselines.LMF
     mult     mcihn.baselines.MulTConfig       mcihn.baselines.MulT
     late     mcihn.baselines.LateFusionConfig mcihn.baselines.LateFusion
+    selfmm   mcihn.baselines.SelfMMConfig     mcihn.baselines.SelfMM
+    emt      mcihn.baselines.EMTConfig        mcihn.baselines.EMT
+    cmhfm    mcihn.baselines.CMHFMConfig      mcihn.baselines.CMHFM
 
 Every config has ``paper`` and ``tiny`` presets, ``to_dict`` / ``from_dict``, ``modalities``,
 ``variant`` (its row name in a table) and the training fields the trainer reads (lr,
@@ -14,7 +17,8 @@ batch_size, epochs, patience, grad_clip). Checkpoints store the kind next to the
 """
 from __future__ import annotations
 
-from ..baselines import LMF, TFN, LateFusion, LateFusionConfig, LMFConfig, MulT, MulTConfig, TFNConfig
+from ..baselines import (CMHFM, EMT, LMF, TFN, CMHFMConfig, EMTConfig, LateFusion, LateFusionConfig, LMFConfig, MulT,
+                         MulTConfig, SelfMM, SelfMMConfig, TFNConfig)
 from ..model.config import MCIHNConfig
 from ..model.mcihn import MCIHN
 from ..model.text_encoder import TextEncoder, WithTextEncoder
@@ -25,6 +29,9 @@ MODELS = {
     "lmf": (LMFConfig, LMF),
     "mult": (MulTConfig, MulT),
     "late": (LateFusionConfig, LateFusion),
+    "selfmm": (SelfMMConfig, SelfMM),
+    "emt": (EMTConfig, EMT),
+    "cmhfm": (CMHFMConfig, CMHFM),
 }
 MODEL_KINDS = tuple(MODELS)
 

@@ -174,6 +174,9 @@ class Trainer:
         from tqdm.auto import tqdm
 
         n_batches = -(-len(train["label"]) // self.cfg.batch_size)
+        for phase in self.phases:  # per-epoch state of the model (Phase.epoch_start), e.g. Self-MM's label banks
+            if phase.epoch_start is not None:
+                phase.epoch_start(epoch, train)
         watch = _NonFiniteWatch(immediate=self.sync_every == 1)
         sums: dict = {}
         bar = tqdm(iterate_batches(train, self.cfg.batch_size, self.shuffle), total=n_batches,
