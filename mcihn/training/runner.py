@@ -25,8 +25,9 @@ import numpy as np
 from ..model.config import MCIHNConfig
 from ..data import MultimodalData, Normalizer, load_mmsa, normalize
 from ..metrics import evaluate as evaluate_metrics
-from .registry import build_model, config_from_dict, model_kind
-from .checkpoint import load_checkpoint_file
+from .registry import build_model, model_kind
+from .checkpoint import (REQUIRED_KEYS, RESUME_KEYS, check_checkpoint_keys, checkpoint_config, checkpoint_dims, load_checkpoint_file,
+                         load_weights)
 from .trainer import Trainer, predict
 from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
 
@@ -57,8 +58,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     last = out_dir / "last.pt" if out_dir is not None else None
     if resume and last is not None and last.exists():
         ck = load_checkpoint_file(last)
+        check_checkpoint_keys(ck, last, (*REQUIRED_KEYS, *RESUME_KEYS))
         check_resumable(ck, cfg, data, normalizer, last)
-        trainer.load_checkpoint(ck)
+        trainer.load_checkpoint(ck, source=last)
         if trainer.finished and (out_dir / "result.json").exists():
             log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
             res = json.loads((out_dir / "result.json").read_text())
@@ -158,11 +160,21 @@ def load_model(checkpoint):
     The model's class comes from the checkpoint's ``model_kind`` (MCIHN when absent: older checkpoints).
     """
     ck = load_checkpoint_file(checkpoint)
-    cfg = config_from_dict(ck["config"], ck.get("model_kind", "mcihn"))
-    model = build_model(cfg, {m: tuple(v) for m, v in ck["dims"].items()})
-    model.load_state_dict(ck["model"])
+    check_checkpoint_keys(ck, checkpoint)
+    cfg = checkpoint_config(ck, checkpoint)
+    dims = checkpoint_dims(ck, checkpoint)
+    missing = [m for m in cfg.modalities if m not in dims]
+    if missing:
+        raise ValueError(f"{checkpoint}: checkpoint 'dims' lacks {missing}, modalities of its model")
+    model = build_model(cfg, dims)
+    load_weights(model, ck["model"], checkpoint)
     model.eval()
-    return model, cfg, Normalizer.from_state_dict(ck["normalizer"]), ck
+    try:
+        normalizer = Normalizer.from_state_dict(ck["normalizer"])
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ValueError(f"{checkpoint}: checkpoint 'normalizer' is not a normaliser's state ({type(e).__name__}: "
+                         f"{e})") from None
+    return model, cfg, normalizer, ck
 
 
 def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> None:
@@ -175,11 +187,26 @@ def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> No
                              f"on {tuple(ck['dims'][m])}")
 
 
+def load_data_for(checkpoint, ck: dict, data_path, dataset: str | None = None) -> MultimodalData:
+    """Load a pickle to run a checkpoint on; refuse data of another dataset than the one it was trained on.
+
+    The data's dataset is ``dataset`` (``--dataset``) or the pickle's own (meta["dataset"], else inferred from
+    its labels), never silently the checkpoint's: a MOSI model scored with MOSI metrics on SIMS labels is wrong.
+    """
+    data = load_mmsa(data_path, dataset=dataset)
+    trained = ck.get("dataset")
+    if trained is not None and data.dataset != trained:
+        how = "--dataset" if dataset else "the pickle's meta or labels"
+        raise ValueError(f"{data_path} is dataset {data.dataset!r} (from {how}) but {checkpoint} was trained on "
+                         f"{trained!r}: its label range and metrics do not apply; use data of {trained!r}")
+    return data
+
+
 def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str | None = None,
                         device="cpu") -> dict:
     """Metrics of a saved model on one split of a pickle, with the checkpoint's own normaliser."""
     model, cfg, normalizer, ck = load_model(checkpoint)
-    data = load_mmsa(data_path, dataset=dataset or ck.get("dataset"))
+    data = load_data_for(checkpoint, ck, data_path, dataset)
     check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)
