@@ -68,6 +68,8 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
     """
     if kind not in ("mosi", "sims"):
         raise ValueError(f"kind must be 'mosi' or 'sims', not {kind!r}")
+    if not (noise >= 0 and np.isfinite(noise)):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
     splits = dict(splits or (MOSI_SPLITS if kind == "mosi" else SIMS_SPLITS))
     dims = {m: tuple(int(v) for v in dims[m]) for m in dims} if dims else dict(DEFAULT_DIMS)
     rng = np.random.default_rng(seed)

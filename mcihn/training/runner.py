@@ -29,7 +29,7 @@ from .registry import build_model, model_kind
 from .checkpoint import (REQUIRED_KEYS, RESUME_KEYS, check_checkpoint_keys, checkpoint_config, checkpoint_dims, load_checkpoint_file,
                          load_weights)
 from .trainer import Trainer, predict
-from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
+from ..utils import atomic_write_json, jsonable, remove_stale_temp_files, resolve_device, set_seed
 
 #: MMSA reports five runs with seeds 1111-1115.
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
@@ -49,6 +49,8 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
     normed, normalizer = prepared or normalize(data, cfg.modalities)
+    if out_dir is not None:
+        _clean(out_dir, log)
     set_seed(seed)
     trainer = Trainer(cfg, data.dims, device=device, amp=amp, seed=seed)
     extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source,
@@ -83,6 +85,14 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     res["history"] = trainer.history
     res["model"] = trainer.model
     return res
+
+
+def _clean(folder: Path, log) -> None:
+    """Remove temporary files that a killed run's atomic writes left in its folder."""
+    stale = remove_stale_temp_files(folder)
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) of an interrupted write in {folder}: "
+            + ", ".join(p.name for p in stale))
 
 
 #: Config fields that may change between a run and its resumption.
@@ -131,6 +141,8 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
     prepared = normalize(data, cfg.modalities)  # training-split statistics, the same for every seed
+    if out_dir is not None:
+        _clean(out_dir, log)
     per_seed = []
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
