@@ -24,6 +24,10 @@ class DataFormatError(ValueError):
     """The data file is not a valid MMSA pickle; the message says where and why."""
 
 
+class DataWarning(UserWarning):
+    """The data loads, but something in it deserves a look (duplicate ids, ids shared by two splits, -inf values)."""
+
+
 class UnsafePickleError(DataFormatError):
     """The pickle asked for a global (function or class) outside the allow-list."""
 
