@@ -45,9 +45,14 @@ def load_checkpoint_file(path) -> dict:
         if "weights only load failed" not in str(e).lower():
             raise ValueError(f"{path}: not a readable MCIHN checkpoint (UnpicklingError: {_first_line(e)})") from None
         bad = _refused_global(path, str(e))
-        what = f"it asks for the global '{bad}'" if bad else "it holds objects other than tensors and plain values"
-        raise UnsafeCheckpointError(f"{path}: refused as unsafe and not loaded: {what}, which could run code; "
-                                    "an MCIHN checkpoint holds only tensors and plain values") from None
+        if bad is None:  # torch says "weights only load failed" for junk bytes too
+            m = re.search(r"WeightsUnpickler error: (.+)", str(e).replace("\n\n", " ", 1))
+            reason = m.group(1).strip().splitlines()[0] if m else "unreadable pickle"
+            raise ValueError(f"{path}: not a readable MCIHN checkpoint (not a torch file, truncated or corrupt: "
+                             f"{reason[:200]})") from None
+        raise UnsafeCheckpointError(f"{path}: refused as unsafe and not loaded: it asks for the global '{bad}', "
+                                    "which could run code; an MCIHN checkpoint holds only tensors and plain "
+                                    "values") from None
     except Exception as e:  # not a torch file, truncated zip, ...
         raise ValueError(f"{path}: not a readable MCIHN checkpoint ({type(e).__name__}: {_first_line(e)})") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
