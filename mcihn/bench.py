@@ -67,6 +67,8 @@ def matmul_flops_per_s(device, dtype=torch.float32, n: int = 2048, seconds: floa
 def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps: int = 10, warmup: int = 3,
               amp: bool = False, threads: int | None = None, dims: dict | None = None, mmd_samples: str = "pooled",
               log=print) -> dict:
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1 (timed training steps), got {steps}")
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device) if isinstance(device, str) else device

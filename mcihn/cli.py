@@ -14,11 +14,47 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+import warnings
 from pathlib import Path
 
 from .model.config import MCIHNConfig
 from .modalities import parse_modalities
+
+
+# ----------------------------------------------------------------------------- option values, checked by argparse
+def _int_from(lo: int):
+    """argparse type: an integer >= lo (argparse names the option in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {lo}"
+    return parse
+
+
+def _float_in(lo: float, hi: float = math.inf, lo_open: bool = False):
+    """argparse type: a finite number in [lo, hi] (or (lo, hi] with ``lo_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < lo or value > hi or (lo_open and value == lo):
+            bounds = f"{'>' if lo_open else '>='} {lo:g}" + (f" and <= {hi:g}" if hi < math.inf else "")
+            raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+POSITIVE_INT, COUNT = _int_from(1), _int_from(0)
+POSITIVE, NON_NEGATIVE, RATE = _float_in(0, lo_open=True), _float_in(0), _float_in(0, 1)
 
 
 def _add_train(sub):
@@ -33,20 +69,20 @@ def _add_train(sub):
     p.add_argument("--no-cgmm", action="store_true", help="ablation MCIHN-2: no cross-modal gate, no MMD")
     p.add_argument("--preset", choices=["paper", "tiny"],
                    help="model sizes (default: paper with --data, tiny on the synthetic default)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    p.add_argument("--mmd-weight", type=float, help="lambda in L = L_Mul + lambda L_Adp")
+    p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs (early stopping may end sooner)")
+    p.add_argument("--patience", type=POSITIVE_INT, help="early-stopping patience in epochs")
+    p.add_argument("--mmd-weight", type=NON_NEGATIVE, help="lambda in L = L_Mul + lambda L_Adp")
     p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
-    p.add_argument("--adv-lr-scale", type=float,
+    p.add_argument("--adv-lr-scale", type=NON_NEGATIVE,
                    help="learning-rate factor of the discriminator and generator phases (default 1: the paper's)")
-    p.add_argument("--lr", type=float, help="Adam learning rate of every module but a text encoder (paper: 1e-3)")
-    p.add_argument("--batch-size", type=int, help="batch size (paper: 32)")
+    p.add_argument("--lr", type=POSITIVE, help="Adam learning rate of every module but a text encoder (paper: 1e-3)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, help="batch size (paper: 32)")
     p.add_argument("--text-encoder", metavar="NAME_OR_DIR",
                    help="fine-tune this BERT-family encoder inside the model (Sec. 4.3), on the pickle's token ids "
                         "(text_bert) or its raw_text: a hub name (bert-base-uncased, bert-base-chinese) or a local "
                         "folder; default: the pickle's frozen text features")
-    p.add_argument("--text-lr", type=float, help="learning rate of the text encoder (default 2e-5, the paper's)")
+    p.add_argument("--text-lr", type=POSITIVE, help="learning rate of the text encoder (default 2e-5, the paper's)")
     p.add_argument("--params", metavar="BEST_JSON",
                    help="settings chosen by `tune` (its DIR/best.json); flags given here override them")
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
@@ -60,12 +96,15 @@ def _add_train(sub):
 def cmd_train(a) -> int:
     from .metrics import format_table
     from .training.runner import DEFAULT_SEEDS, run_experiment
-    from .utils import resolve_device
+    from .utils import check_writable, resolve_device
 
     device = resolve_device(a.device)  # fail before loading data or training
-    if Path(a.out).exists() and not Path(a.out).is_dir():
-        raise ValueError(f"--out {a.out}: exists and is not a folder")
-
+    check_writable(a.out, "--out", folder=True)
+    out = Path(a.out)
+    if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
+        print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
+              file=sys.stderr)
+        return 2
     if a.data:
         from .data import load_mmsa
         data = load_mmsa(a.data, dataset=a.dataset)
@@ -81,11 +120,6 @@ def cmd_train(a) -> int:
         print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS. "
               "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
     cfg = _train_config(a, preset)
-    out = Path(a.out)
-    if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
-        print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
-              file=sys.stderr)
-        return 2
     print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
           f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
     seeds = a.seeds or list(DEFAULT_SEEDS)
@@ -146,15 +180,15 @@ def _sizes(cfg) -> str:
 def cmd_evaluate(a) -> int:
     from .metrics import format_table
     from .training.runner import evaluate_checkpoint
-    from .utils import atomic_write_json
+    from .utils import atomic_write_json, check_writable
 
-    metrics = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, dataset=a.dataset, device=a.device)
-    print(format_table({f"{Path(a.checkpoint).name} on {a.split}": metrics}, a.dataset or _dataset_of(metrics)))
     stem = Path(a.data).stem if a.data else "synthetic"
     out = Path(a.out) if a.out else Path(a.checkpoint).with_name(f"eval_{stem}_{a.split}.json")
+    check_writable(out, "--out", folder=False)
+    metrics = evaluate_checkpoint(a.checkpoint, a.data, split=a.split, dataset=a.dataset, device=a.device)
+    print(format_table({f"{Path(a.checkpoint).name} on {a.split}": metrics}, a.dataset or _dataset_of(metrics)))
     atomic_write_json(out, {"checkpoint": str(a.checkpoint), "data": str(a.data) if a.data else "SYNTHETIC (embedded)",
-                            "split": a.split,
-                            "metrics": metrics})
+                            "split": a.split, "metrics": metrics})
     print(f"wrote {out}")
     return 0
 
@@ -172,7 +206,7 @@ def _add_experiment(sub):
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--preset", choices=["paper", "tiny"],
                    help="model sizes (default: paper with --data, tiny on the synthetic default)")
-    p.add_argument("--epochs", type=int, help="maximum epochs of every model (quick runs)")
+    p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs of every model (quick runs)")
     p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult selfmm emt cmhfm mcihn / "
                                                "mcihn-vt mcihn-va mcihn-ta mcihn-1 mcihn-2 mcihn)")
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
@@ -188,9 +222,10 @@ def cmd_experiment(a) -> int:
 
     from .experiments.tables import resolve_data, run_table
     from .training.runner import DEFAULT_SEEDS
-    from .utils import resolve_device
+    from .utils import check_writable, resolve_device
 
     device = resolve_device(a.device)  # fail before loading data or training
+    check_writable(a.out, "--out", folder=True)
     data = resolve_data(a.data, a.dataset)
     if data.synthetic:
         print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
@@ -211,10 +246,10 @@ def _add_tune(sub):
     p.add_argument("--preset", choices=["paper", "tiny"], help="default: paper with --data, tiny on synthetic data")
     p.add_argument("--modalities", default="tav", help="non-empty subset of t, a, v")
     p.add_argument("--text-encoder", metavar="NAME_OR_DIR", help="fine-tune this text encoder (see train)")
-    p.add_argument("--trials", type=int, default=20, help="trials in the study in all (a rerun adds what is missing)")
+    p.add_argument("--trials", type=POSITIVE_INT, default=20, help="trials in the study in all (a rerun adds what is missing)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112],
                    help="seeds per trial; the value is their mean validation MAE")
-    p.add_argument("--epochs", type=int, help="maximum epochs per run (early stopping may end sooner)")
+    p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs per run (early stopping may end sooner)")
     p.add_argument("--storage", help="Optuna storage URL (default sqlite:///DIR/study.db); several machines with the "
                                      "same URL and --study-name share one study")
     p.add_argument("--study-name", help="default: MODEL-PRESET")
@@ -226,13 +261,10 @@ def _add_tune(sub):
 def cmd_tune(a) -> int:
     from .experiments.tables import resolve_data
     from .experiments.tune import tune
-    from .utils import resolve_device
+    from .utils import check_writable, resolve_device
 
     device = resolve_device(a.device)
-    if a.trials < 1:
-        raise ValueError(f"--trials must be >= 1, got {a.trials}")
-    if Path(a.out).exists() and not Path(a.out).is_dir():
-        raise ValueError(f"--out {a.out}: exists and is not a folder")
+    check_writable(a.out, "--out", folder=True)
     data = resolve_data(a.data, a.dataset)
     if data.synthetic:
         print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
@@ -255,8 +287,8 @@ def _add_robustness(sub):
     p.add_argument("--data", help="MMSA pickle (default: the embedded synthetic data, if the model was trained on it)")
     p.add_argument("--dataset", choices=DATASET_CHOICES)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument("--rates", type=float, nargs="+", help="missing rates in [0, 1] (default 0, 0.1, ..., 1)")
-    p.add_argument("--repeats", type=int, default=3, help="random draws per rate, averaged")
+    p.add_argument("--rates", type=RATE, nargs="+", help="missing rates in [0, 1] (default 0, 0.1, ..., 1)")
+    p.add_argument("--repeats", type=POSITIVE_INT, default=3, help="random draws per rate, averaged")
     p.add_argument("--seed", type=int, default=0, help="seed of the random missing steps")
     p.add_argument("--metric", default="MAE", help="metric plotted (any key of the metrics, default MAE)")
     p.add_argument("--device", default="cpu")
@@ -265,11 +297,10 @@ def _add_robustness(sub):
 
 def cmd_robustness(a) -> int:
     from .experiments.robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
-    from .utils import atomic_write_json
+    from .utils import atomic_write_json, check_writable
 
     out = Path(a.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {a.out}: exists and is not a folder")
+    check_writable(out, "--out", folder=True)
     res = evaluate_robustness(a.checkpoint, a.data, split=a.split, dataset=a.dataset,
                               rates=a.rates if a.rates else DEFAULT_RATES, repeats=a.repeats, seed=a.seed,
                               device=a.device)
@@ -294,7 +325,10 @@ def cmd_robustness(a) -> int:
 
 def cmd_bench(a) -> int:
     from .bench import run_bench, run_extract_bench
+    from .utils import check_writable
 
+    if a.out:
+        check_writable(a.out, "--out", folder=False)
     if a.extract:
         res = run_extract_bench(size=a.preset, n_clips=a.clips, device=a.device, batch_size=min(a.batch_size, 8))
         if a.out:
@@ -311,7 +345,9 @@ def cmd_bench(a) -> int:
 
 def cmd_make_synthetic(a) -> int:
     from .data import PAPER_DIMS, write_synthetic
+    from .utils import check_writable
 
+    check_writable(a.out, "--out", folder=False)
     if a.paper_dims and a.mmsa_dims:
         raise ValueError("--paper-dims and --mmsa-dims: choose one")
     dims = PAPER_DIMS if a.paper_dims else "mmsa" if a.mmsa_dims else None
@@ -335,16 +371,16 @@ def _add_extract(sub):
     p.add_argument("--text-model", help="default bert-base-uncased (en), bert-base-chinese (zh)")
     p.add_argument("--audio-model", help=f"default {DEFAULT_MODELS['audio']['en']} (en), "
                                          f"{DEFAULT_MODELS['audio']['zh']} (zh)")
-    p.add_argument("--frames", type=int, default=10, help="video frames sampled evenly per clip (T_v)")
-    p.add_argument("--text-len", type=int, default=36, help="BERT tokens incl. [CLS]/[SEP] (T_t)")
-    p.add_argument("--audio-len", type=int, default=128, help="wav2vec2 frames (T_a)")
+    p.add_argument("--frames", type=POSITIVE_INT, default=10, help="video frames sampled evenly per clip (T_v)")
+    p.add_argument("--text-len", type=POSITIVE_INT, default=36, help="BERT tokens incl. [CLS]/[SEP] (T_t)")
+    p.add_argument("--audio-len", type=POSITIVE_INT, default=128, help="wav2vec2 frames (T_a)")
     p.add_argument("--audio-layer", default="conv", choices=["conv", "transformer"],
                    help="conv: the 512-d feature encoder output (the paper's size); transformer: last hidden states")
     p.add_argument("--audio-fit", default="resample", choices=["resample", "truncate"],
                    help="audio longer than --audio-len: resample the whole clip, or keep the beginning")
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass")
-    p.add_argument("--workers", type=int, default=2, help="threads decoding video / audio ahead of the encoders")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="clips per forward pass")
+    p.add_argument("--workers", type=COUNT, default=2, help="threads decoding video / audio ahead of the encoders")
     p.add_argument("--on-error", default="fail", choices=["fail", "skip"],
                    help="a bad clip (missing/corrupt file, empty text) stops the run, or is reported and skipped")
     p.add_argument("--cache-dir", help="per-clip cache for resuming (default OUT.cache)")
@@ -355,8 +391,11 @@ def _add_extract(sub):
 def cmd_extract(a) -> int:
     from .extraction.dataset import extract_dataset
     from .extraction.features import ExtractionConfig
-    from .utils import resolve_device
+    from .utils import check_writable, resolve_device
 
+    check_writable(a.out, "--out", folder=False)
+    if a.cache_dir:
+        check_writable(a.cache_dir, "--cache-dir", folder=True)
     cfg = ExtractionConfig(language=a.language, vision_model=a.vision_model, text_model=a.text_model,
                            audio_model=a.audio_model, frames=a.frames, text_len=a.text_len, audio_len=a.audio_len,
                            audio_layer=a.audio_layer, audio_fit=a.audio_fit, batch_size=a.batch_size,
@@ -421,20 +460,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="training throughput, peak memory and model-FLOP utilisation")
     p.add_argument("--preset", default="paper", choices=["paper", "tiny"])
     p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=10, help="timed training steps (after warm-up)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
+    p.add_argument("--steps", type=POSITIVE_INT, default=10, help="timed training steps (after warm-up)")
+    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--mmd-samples", default="pooled", choices=["pooled", "tokens"])
     p.add_argument("--out", help="also write the figures as JSON")
     p.add_argument("--extract", action="store_true",
                    help="benchmark feature extraction instead (clips/s; --preset paper = full-size random encoders)")
-    p.add_argument("--clips", type=int, default=24, help="with --extract: generated clips (4 s, 320x240, 25 fps)")
+    p.add_argument("--clips", type=POSITIVE_INT, default=24, help="with --extract: generated clips (4 s, 320x240, 25 fps)")
     p = sub.add_parser("make-synthetic", help="write the synthetic dataset as an MMSA-format pickle")
     p.add_argument("--out", required=True)
     p.add_argument("--kind", default="mosi", choices=DATASET_CHOICES)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--noise", type=float, default=1.5)
+    p.add_argument("--noise", type=NON_NEGATIVE, default=1.5, help="feature noise (>= 0)")
     p.add_argument("--paper-dims", action="store_true", help="the paper's sizes: text 36x768, audio 128x512, vision 10x512")
     p.add_argument("--mmsa-dims", action="store_true",
                    help="the sizes of MMSA's pickle of --kind (MOSEI: text 50x768, audio 500x74, vision 375x35; ~5.8 GB)")
@@ -446,18 +485,39 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "m
 COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness, "tune": cmd_tune})
 
 
+def _on_interrupt(a) -> str:
+    """What a Ctrl-C leaves behind, and how to go on (one line)."""
+    if a.command in ("train", "experiment"):
+        return (f"finished epochs are saved under {a.out} (seed_*/last.pt); run the same command with --resume "
+                "to continue")
+    if a.command == "extract":
+        cache = a.cache_dir or f"{a.out}.cache"
+        return f"finished clips are cached in {cache}; run the same command again to continue"
+    return "nothing was written"
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line ("warning: FILE: split 'test', field 'id': ..."), without Python's source line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     from .data import DataFormatError
     from .training.trainer import NonFiniteLossError
-    try:
-        return COMMANDS[a.command](a)
-    except NonFiniteLossError as e:
-        print(f"training stopped: {e}", file=sys.stderr)
-        return 3
-    except (DataFormatError, OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        try:
+            return COMMANDS[a.command](a)
+        except NonFiniteLossError as e:
+            print(f"training stopped: {e}", file=sys.stderr)
+            return 3
+        except (DataFormatError, OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: {_on_interrupt(a)}", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

@@ -37,11 +37,15 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"--device {name!r} is not a device torch knows (use auto, cpu, cuda or cuda:N)") from e
 
 
+#: Name of the temporary file of an atomic write of NAME: ".NAME.<random>.tmp", in NAME's folder.
+TEMP_PREFIX, TEMP_SUFFIX = ".{name}.", ".tmp"
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX.format(name=path.name), suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -55,6 +59,34 @@ def atomic_write_bytes(path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temp_files(folder) -> list[Path]:
+    """Delete the temporary files that killed atomic writes left in ``folder`` (SIGKILL runs no cleanup);
+    returns them. Only for a folder one process owns (a run folder), never while another writes into it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(TEMP_PREFIX.format(name="*") + "*" + TEMP_SUFFIX) if p.is_file()]
+    for p in stale:
+        p.unlink()
+    return stale
+
+
+def check_writable(path, flag: str, folder: bool) -> None:
+    """Refuse, before any work, an output ``path`` (of command-line option ``flag``) that cannot be written:
+    a folder (``folder=True``) that is a file, a file that is a folder, or a path whose nearest existing
+    ancestor is a file or not writable. Creates nothing."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise ValueError(f"{flag} {path}: exists and is {'not ' if folder else ''}a folder")
+    probe = path if path.exists() else path.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"{flag} {path}: cannot be created, {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: {probe} is not writable")
 
 
 def atomic_torch_save(obj, path) -> None:

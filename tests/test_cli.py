@@ -181,14 +181,17 @@ def test_train_on_the_embedded_synthetic_default(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--patience", "0"], "patience must be >= 1"),
+    (["--patience", "0"], "argument --patience: must be >= 1"),  # argparse: exits with 2, naming the option
     (["--device", "foo"], "--device 'foo'"),
-    (["--mmd-weight", "-1"], "mmd_weight must be a finite number >= 0"),
+    (["--mmd-weight", "-1"], "argument --mmd-weight: must be a finite number >= 0"),
 ])
 def test_bad_training_options_return_2_before_training(trained, tmp_path, capsys, extra, message):
     _, data, _ = trained
-    rc = main(["train", "--data", str(data), "--preset", "tiny", "--seeds", "1", "--out", str(tmp_path / "r"),
-               "--quiet", *extra])
+    try:
+        rc = main(["train", "--data", str(data), "--preset", "tiny", "--seeds", "1", "--out", str(tmp_path / "r"),
+                   "--quiet", *extra])
+    except SystemExit as e:
+        rc = e.code
     assert rc == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing half-written

@@ -86,4 +86,4 @@ def test_write_then_load_roundtrip(tmp_path):
 
 def test_bad_kind():
     with pytest.raises(ValueError, match="kind"):
-        make_synthetic("mosei")
+        make_synthetic("mosey")

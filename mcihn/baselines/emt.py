@@ -51,7 +51,6 @@ command measures that separately, for every model).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 

@@ -7,9 +7,9 @@
 """
 from .mmsa import LABEL_RANGE, SPLITS, MultimodalData, SplitData, from_mmsa_dict, load_mmsa
 from .normalize import Normalizer, normalize
-from .pickles import DataFormatError, UnsafePickleError, safe_load_pickle
+from .pickles import DataFormatError, DataWarning, UnsafePickleError, safe_load_pickle
 from .synthetic import DEFAULT_DIMS, MOSI_SPLITS, PAPER_DIMS, make_synthetic, synthetic_data, write_synthetic
 
 __all__ = ["LABEL_RANGE", "SPLITS", "MultimodalData", "SplitData", "from_mmsa_dict", "load_mmsa", "Normalizer",
-           "normalize", "DataFormatError", "UnsafePickleError", "safe_load_pickle", "DEFAULT_DIMS", "MOSI_SPLITS",
+           "normalize", "DataFormatError", "DataWarning", "UnsafePickleError", "safe_load_pickle", "DEFAULT_DIMS", "MOSI_SPLITS",
            "PAPER_DIMS", "make_synthetic", "synthetic_data", "write_synthetic"]

@@ -18,16 +18,24 @@ MMSA distributes each dataset as one pickle::
 ``pickles.py`` (a pickle can run any code on load; that one can only build numpy
 arrays and plain values), checks every field and returns a :class:`MultimodalData`. Every problem raises
 :class:`DataFormatError` naming file, split, field and the first bad sample.
+
+Feature values: NaN and +inf are refused; -inf inside a sample's real time steps is set to 0, as MMSA does
+(its audio features use -inf as padding, and some of its files have -inf inside the real steps too), with one
+:class:`DataWarning` per split and field giving the count and the first place. Padding steps (beyond a
+sample's length) are set to 0 whatever they hold. Ids: a duplicate id within a split, or an id in two splits
+(a test clip seen in training: leakage), loads with a :class:`DataWarning` naming file, split and an example.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import warnings
+
 import numpy as np
 import torch
 
 from ..modalities import MODALITIES, parse_modalities
-from .pickles import DataFormatError, safe_load_pickle
+from .pickles import DataFormatError, DataWarning, safe_load_pickle
 
 #: Label range of each dataset; MOSEI has MOSI's scale (and MOSI's metrics, mcihn.metrics).
 LABEL_RANGE = {"mosi": (-3.0, 3.0), "mosei": (-3.0, 3.0), "sims": (-1.0, 1.0)}
@@ -109,11 +117,17 @@ class _Ctx:
     def __init__(self, source: str, split: str):
         self.source, self.split, self.ids = source, split, None
 
-    def error(self, fld: str, what: str, i: int | None = None) -> DataFormatError:
+    def where(self, fld: str, i: int | None = None) -> str:
         where = f"{self.source}: split '{self.split}', field '{fld}'"
         if i is not None:
             where += f", sample {i}" + (f" (id '{self.ids[i]}')" if self.ids is not None else "")
-        return DataFormatError(f"{where}: {what}")
+        return where
+
+    def error(self, fld: str, what: str, i: int | None = None) -> DataFormatError:
+        return DataFormatError(f"{self.where(fld, i)}: {what}")
+
+    def warn(self, fld: str, what: str, i: int | None = None) -> None:
+        warnings.warn(f"{self.where(fld, i)}: {what}", DataWarning, stacklevel=2)
 
 
 def _first(bad: np.ndarray) -> int | None:
@@ -186,6 +200,7 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
     n = len(ids)
     if n == 0:
         raise ctx.error("id", "the split has 0 samples")
+    _warn_duplicates(ctx, ids)
 
     features, lengths, text_bert = {}, {}, None
     for m in present_modalities:
@@ -196,7 +211,7 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
             if i is not None:
                 t, d = np.argwhere(bad(x[i]))[0]
                 raise ctx.error(m, f"{what} at time step {t}, feature {d}", i)
-        x[np.isneginf(x)] = 0.0  # MMSA pads audio with -inf
+        neginf = np.isneginf(x)
         T = x.shape[1]
         if m == "text" and "text_bert" in raw:
             tb = _numeric(ctx, "text_bert", raw["text_bert"], 3, n)
@@ -213,7 +228,14 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
             lengths[m] = _check_lengths(ctx, fld, _numeric(ctx, fld, raw[fld], 1, n), T)
         else:
             lengths[m] = np.full(n, T, dtype=np.int64)  # aligned data: every step is real
-        x[np.arange(T)[None, :] >= lengths[m][:, None]] = 0.0  # (N, T) mask picks padded steps
+        real = np.arange(T)[None, :] < lengths[m][:, None]  # (N, T): real time steps
+        inside = neginf & real[..., None]
+        if inside.any():
+            i, t, _ = np.argwhere(inside)[0]
+            ctx.warn(m, f"{int(inside.sum())} value(s) of -inf inside real time steps (the first at time step {t}) "
+                        "set to 0, as MMSA does", int(i))
+        x[neginf] = 0.0  # MMSA pads audio with -inf
+        x[~real] = 0.0  # padded steps
         features[m] = x
 
     labels = _check_labels(ctx, "regression_labels", raw["regression_labels"], n, dataset)
@@ -230,6 +252,31 @@ def _parse_split(raw, split: str, source: str, dataset: str, copy: bool) -> Spli
             raise ctx.error("raw_text", f"expected {n} strings, got shape {rt.shape}")
         raw_text = [str(s) for s in rt]
     return SplitData(split, features, lengths, labels, ids, unimodal, raw_text, text_bert)
+
+
+def _warn_duplicates(ctx: _Ctx, ids: list[str]) -> None:
+    """One DataWarning when ``ids`` repeats an id: the first repeat and how many there are."""
+    first, repeats = {}, []
+    for i, s in enumerate(ids):
+        if s in first:
+            repeats.append((first[s], i))
+        else:
+            first[s] = i
+    if repeats:
+        i, j = repeats[0]
+        ctx.warn("id", f"repeats the id of sample {i}; {len(repeats)} duplicate id(s) in this split", j)
+
+
+def _warn_shared_ids(source: str, splits: dict[str, SplitData]) -> None:
+    """One DataWarning per pair of splits sharing ids (a valid or test clip also in train is leakage)."""
+    for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
+        seen = set(splits[a].ids)
+        shared = [i for i, s in enumerate(splits[b].ids) if s in seen]
+        if shared:
+            ctx = _Ctx(source, b)
+            ctx.ids = splits[b].ids
+            ctx.warn("id", f"{len(shared)} id(s) of split '{b}' are also in split '{a}' (leakage: {b} metrics "
+                           f"would be measured on clips the model saw)", shared[0])
 
 
 def _infer_dataset(obj: dict, meta: dict, dataset: str | None, source: str) -> str:
@@ -256,6 +303,7 @@ def _from_dict(obj, source: str, dataset: str | None, copy: bool) -> MultimodalD
         raise DataFormatError(f"{source}: top-level 'meta' must be a dict, got {type(meta).__name__}")
     dataset = _infer_dataset(obj, meta, dataset, source)
     splits = {s: _parse_split(obj[s], s, source, dataset, copy) for s in SPLITS}
+    _warn_shared_ids(source, splits)
     present = list(splits["train"].features)
     for s in SPLITS[1:]:  # the same modalities, and (T_m, D_m) as in train: the model is built from train's sizes
         for m in sorted(set(present) ^ set(splits[s].features)):

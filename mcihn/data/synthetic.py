@@ -85,6 +85,8 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
         if dims != "mmsa":
             raise ValueError(f"dims must be a dict of (T, D) or 'mmsa', not {dims!r}")
         dims = MMSA_DIMS[kind]
+    if not (noise >= 0 and np.isfinite(noise)):
+        raise ValueError(f"noise must be a finite number >= 0, got {noise}")
     dims = {m: tuple(int(v) for v in dims[m]) for m in dims} if dims else dict(DEFAULT_DIMS)
     rng = np.random.default_rng(seed)
     # Fixed per-dataset directions: the same "meaning" of each feature in every split.

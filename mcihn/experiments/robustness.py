@@ -151,12 +151,13 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
 
 
 def _data_for(ck: dict, checkpoint, data, dataset):
-    from ..data import MultimodalData, load_mmsa
+    from ..data import MultimodalData
+    from ..training.runner import load_data_for
 
     if isinstance(data, MultimodalData):
         return data
     if data is not None:
-        return load_mmsa(data, dataset=dataset or ck.get("dataset"))
+        return load_data_for(checkpoint, ck, data, dataset)
     source = str(ck.get("data_source", ""))
     if source.startswith("SYNTHETIC"):
         from ..data import synthetic_data

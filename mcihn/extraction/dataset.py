@@ -20,7 +20,9 @@ corrupt file, empty text) is reported by clip id and either fails the run (defau
 """
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 import pickle
 import shutil
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import LABEL_RANGE
+from ..utils import TEMP_PREFIX, TEMP_SUFFIX
 from .features import ExtractionConfig, Extractors, fit_audio, fit_frames
 from .media import MediaError, probe_streams, read_audio, read_video_frames
 
@@ -82,7 +85,7 @@ def read_label_csv(path, dataset: str | None = None) -> tuple[list[Clip], str]:
     path = Path(path)
     if not path.is_file():
         raise LabelFileError(f"{path}: label file not found (expected DIR/label.csv, the MMSA-FET layout)")
-    with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: tolerate a BOM (Excel exports)
+    with io.StringIO(_read_utf8(path), newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         missing = [c for c in REQUIRED_COLUMNS if c not in cols]
@@ -128,6 +131,28 @@ def read_label_csv(path, dataset: str | None = None) -> tuple[list[Clip], str]:
     if not clips:
         raise LabelFileError(f"{path}: no clips (only a header?)")
     return clips, dataset
+
+
+def _read_utf8(path: Path) -> str:
+    """The text of a UTF-8 file (a BOM, as Excel writes, is dropped); other bytes: an error naming the line."""
+    raw = path.read_bytes()
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = raw.rfind(b"\n", 0, e.start) + 1
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise LabelFileError(f"{path}, line {line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                             f"{e.start - line_start + 1}); save the file as UTF-8") from None
+
+
+def check_splits(clips: list[Clip], path) -> None:
+    """Every split needs clips: refuse a label.csv without train, valid or test rows before any extraction."""
+    missing = [s for s in MODES.values() if not any(c.mode == s for c in clips)]
+    if missing:
+        raise LabelFileError(f"{path}: no clip of mode {', '.join(repr(s) for s in missing)} (column 'mode'); "
+                             "the pickle needs train, valid and test clips")
 
 
 def find_media(raw_dir: Path, clip: Clip) -> Path:
@@ -240,7 +265,11 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
         raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     cfg = cfg or ExtractionConfig()
     dataset_dir, out = Path(dataset_dir), Path(out)
+    # everything checkable is checked before the encoders load and the first clip is decoded
+    if out.is_dir():
+        raise ValueError(f"{out}: the output pickle is a folder; pass a file name (e.g. {out / 'features.pkl'})")
     clips, dataset = read_label_csv(dataset_dir / "label.csv", dataset)
+    check_splits(clips, dataset_dir / "label.csv")
     raw_dir = dataset_dir / "Raw"
     # text alone (--modalities t) needs no media: a label.csv with transcripts is the whole dataset
     needs_media = any(m in cfg.modalities for m in ("audio", "vision"))
@@ -248,12 +277,6 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
         raise FileNotFoundError(f"{raw_dir}: no Raw/ folder (expected Raw/<video_id>/<clip_id>.mp4)")
     cache = Path(cache_dir) if cache_dir else out.with_name(out.name + ".cache")
     cache = cache / cfg.fingerprint()
-    t_load = time.time()
-    ex = Extractors(cfg, device)
-    t0 = time.time()  # throughput is measured from here: decoding + encoding, not model loading
-    log(f"extracting {len(clips)} clips from {dataset_dir} ({dataset}); models: vision {cfg.vision_model}, "
-        f"text {cfg.text_model}, audio {cfg.audio_model} [{cfg.audio_layer}]; sizes {ex.dims}; cache {cache}")
-
     skipped, done, n_cached, n_new = [], {}, 0, 0
 
     def bad(clip, err):
@@ -275,6 +298,16 @@ def extract_dataset(dataset_dir, out, cfg: ExtractionConfig | None = None, devic
             done[clip.id], n_cached = f, n_cached + 1
         else:
             todo.append((clip, media, f))
+    skipped_ids = {s["id"] for s in skipped}
+    kept_modes = {c.mode for c in clips if c.id not in skipped_ids}
+    if len(kept_modes) < len(MODES):  # --on-error skip dropped every clip of a split: say so before extracting
+        raise ValueError(f"{dataset_dir}: no clip of mode {sorted(set(MODES.values()) - kept_modes)} is left "
+                         f"({len(skipped)} skipped); the pickle needs train, valid and test")
+    t_load = time.time()
+    ex = Extractors(cfg, device)
+    t0 = time.time()  # throughput is measured from here: decoding + encoding, not model loading
+    log(f"extracting {len(clips)} clips from {dataset_dir} ({dataset}); models: vision {cfg.vision_model}, "
+        f"text {cfg.text_model}, audio {cfg.audio_model} [{cfg.audio_layer}]; sizes {ex.dims}; cache {cache}")
     if n_cached:
         log(f"resuming: {n_cached} clips already extracted in {cache}")
 
@@ -369,7 +402,7 @@ def write_pickle(path, obj) -> None:
     """pickle.dump to a temporary file in the same folder, then rename: no half-written pickle, ever."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX.format(name=path.name), suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(obj, f, protocol=4)

@@ -83,6 +83,8 @@ class MCIHNConfig:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if self.dropout >= 1:
             raise ValueError(f"dropout must be < 1, got {self.dropout}")
+        if not (self.lr > 0 and self.lr < float("inf")):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (self.text_lr > 0 and self.text_lr < float("inf")):
             raise ValueError(f"text_lr must be a finite number > 0, got {self.text_lr}")
         for name in ("latent_len", "latent_dim", "heads", "batch_size", "epochs", "patience", "enc_kernel",

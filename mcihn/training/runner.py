@@ -28,10 +28,11 @@ from ..data import MultimodalData, Normalizer, load_mmsa, normalize
 from ..metrics import evaluate as evaluate_metrics
 from ..model.text_encoder import (TEXT_MAX_LEN, TextEncoder, TextEncoderError, WithTextEncoder, check_token_ids,
                                   encoder_vocab_size, load_pretrained, token_ids)
-from .registry import build_model, config_from_dict, model_kind
-from .checkpoint import load_checkpoint_file
+from .registry import build_model, model_kind
+from .checkpoint import (REQUIRED_KEYS, RESUME_KEYS, check_checkpoint_keys, checkpoint_config, checkpoint_dims,
+                         load_checkpoint_file, load_weights)
 from .trainer import Trainer, predict
-from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
+from ..utils import atomic_write_json, jsonable, remove_stale_temp_files, resolve_device, set_seed
 
 #: MMSA reports five runs with seeds 1111-1115.
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)
@@ -97,9 +98,14 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
     normed, normalizer = prepared or prepare(data, cfg)
+    if out_dir is not None:
+        _clean(out_dir, log)
     finished = _finished_without_last(out_dir, resume)
     if finished is not None:  # a fine-tuned-encoder run keeps no last.pt once its seed is done
-        check_resumable(load_checkpoint_file(out_dir / "best.pt"), cfg, normed, normalizer, out_dir / "best.pt")
+        best = out_dir / "best.pt"
+        ck = load_checkpoint_file(best)
+        check_checkpoint_keys(ck, best)
+        check_resumable(ck, cfg, normed, normalizer, best)
         log(f"seed {seed}: finished earlier, read from {out_dir / 'result.json'}")
         return finished
     set_seed(seed)
@@ -113,8 +119,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     last = out_dir / "last.pt" if out_dir is not None else None
     if resume and last is not None and last.exists():
         ck = load_checkpoint_file(last)
+        check_checkpoint_keys(ck, last, (*REQUIRED_KEYS, *RESUME_KEYS))
         check_resumable(ck, cfg, normed, normalizer, last)
-        trainer.load_checkpoint(ck)
+        trainer.load_checkpoint(ck, source=last)
         if trainer.finished and (out_dir / "result.json").exists():
             log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
             res = json.loads((out_dir / "result.json").read_text())
@@ -164,6 +171,14 @@ def input_dims(data: MultimodalData, cfg) -> dict:
     return dims
 
 
+def _clean(folder: Path, log) -> None:
+    """Remove temporary files that a killed run's atomic writes left in its folder."""
+    stale = remove_stale_temp_files(folder)
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) of an interrupted write in {folder}: "
+            + ", ".join(p.name for p in stale))
+
+
 #: Config fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
 
@@ -211,7 +226,9 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
                    amp: bool = False, resume: bool = False, progress: bool = True, log=print) -> dict:
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
-    prepared = prepare(data, cfg)  # train-split statistics, the same for every seed
+    prepared = prepare(data, cfg)  # checked inputs and train-split statistics, the same for every seed
+    if out_dir is not None:
+        _clean(out_dir, log)
     per_seed = []
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
@@ -241,12 +258,22 @@ def load_model(checkpoint):
     The model's class comes from the checkpoint's ``model_kind`` (MCIHN when absent: older checkpoints).
     """
     ck = load_checkpoint_file(checkpoint)
-    cfg = config_from_dict(ck["config"], ck.get("model_kind", "mcihn"))
+    check_checkpoint_keys(ck, checkpoint)
+    cfg = checkpoint_config(ck, checkpoint)
+    dims = checkpoint_dims(ck, checkpoint)
+    missing = [m for m in cfg.modalities if m not in dims]
+    if missing:
+        raise ValueError(f"{checkpoint}: checkpoint 'dims' lacks {missing}, modalities of its model")
     encoder = TextEncoder.from_spec(ck["text_encoder"]) if ck.get("text_encoder") else None
-    model = build_model(cfg, {m: tuple(v) for m, v in ck["dims"].items()}, encoder)
-    model.load_state_dict(ck["model"])
+    model = build_model(cfg, dims, encoder)
+    load_weights(model, ck["model"], checkpoint)
     model.eval()
-    return model, cfg, Normalizer.from_state_dict(ck["normalizer"]), ck
+    try:
+        normalizer = Normalizer.from_state_dict(ck["normalizer"])
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ValueError(f"{checkpoint}: checkpoint 'normalizer' is not a normaliser's state ({type(e).__name__}: "
+                         f"{e})") from None
+    return model, cfg, normalizer, ck
 
 
 def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> None:
@@ -259,16 +286,31 @@ def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> No
                              f"on {tuple(ck['dims'][m])}")
 
 
+def load_data_for(checkpoint, ck: dict, data_path, dataset: str | None = None) -> MultimodalData:
+    """Load a pickle to run a checkpoint on; refuse data of another dataset than the one it was trained on.
+
+    The data's dataset is ``dataset`` (``--dataset``) or the pickle's own (meta["dataset"], else inferred from
+    its labels), never silently the checkpoint's: a MOSI model scored with MOSI metrics on SIMS labels is wrong.
+    """
+    if data_path is None:  # the embedded synthetic data, as `train` uses without --data
+        from ..data import synthetic_data
+        data = synthetic_data(kind=dataset or ck.get("dataset", "mosi"), seed=0)
+    else:
+        data = load_mmsa(data_path, dataset=dataset)
+    trained = ck.get("dataset")
+    if trained is not None and data.dataset != trained:
+        how = "--dataset" if dataset else "the pickle's meta or labels"
+        raise ValueError(f"{data_path} is dataset {data.dataset!r} (from {how}) but {checkpoint} was trained on "
+                         f"{trained!r}: its label range and metrics do not apply; use data of {trained!r}")
+    return data
+
+
 def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str | None = None,
                         device="cpu") -> dict:
     """Metrics of a saved model on one split of a pickle (None: the embedded synthetic data, as ``train``
     uses without --data), with the checkpoint's own normaliser."""
     model, cfg, normalizer, ck = load_model(checkpoint)
-    if data_path is None:
-        from ..data import synthetic_data
-        data = synthetic_data(kind=dataset or ck.get("dataset", "mosi"), seed=0)
-    else:
-        data = load_mmsa(data_path, dataset=dataset or ck.get("dataset"))
+    data = load_data_for(checkpoint, ck, data_path, dataset)
     check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)

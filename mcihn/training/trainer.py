@@ -25,7 +25,7 @@ import torch
 
 from ..metrics import evaluate as evaluate_metrics
 from ..utils import atomic_torch_save, atomic_write_json
-from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint_file
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint_file, load_weights
 from .registry import build_model, model_kind
 
 
@@ -236,7 +236,7 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         elif best_file is not None and Path(best_file).exists():
-            self.model.load_state_dict(load_checkpoint_file(best_file)["model"])
+            load_weights(self.model, load_checkpoint_file(best_file)["model"], best_file)
         else:
             raise RuntimeError("no best epoch to restore: training ran no epoch")
 
@@ -255,9 +255,9 @@ class Trainer:
             })
         return ck
 
-    def load_checkpoint(self, ck: dict) -> None:
-        """Restore a ``last.pt`` (everything) or a ``best.pt`` (weights only)."""
-        self.model.load_state_dict(ck["model"])
+    def load_checkpoint(self, ck: dict, source="checkpoint") -> None:
+        """Restore a ``last.pt`` (everything) or a ``best.pt`` (weights only); ``source`` names it in errors."""
+        load_weights(self.model, ck["model"], source)
         self.epoch = int(ck.get("epoch", 0))
         if "optimizers" in ck:
             for k, o in self.opt.items():
