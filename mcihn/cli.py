@@ -75,7 +75,20 @@ def _add_train(sub):
     p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
     p.add_argument("--adv-lr-scale", type=NON_NEGATIVE,
-                   help="learning-rate factor of the discriminator and generator phases (default 1: the paper's)")
+                   help="learning-rate factor of the discriminator (and, with --schedule phases, generator) step "
+                        "(default 1)")
+    p.add_argument("--schedule", choices=["joint", "phases"],
+                   help="Algorithm 1 per batch: joint (default: a discriminator step, then one Adam on L_Mul + lambda "
+                        "L_Adp + w_rec L_AE + w_adv L_gen) or phases (four optimisers, one per phase)")
+    p.add_argument("--adv-weight", type=NON_NEGATIVE, help="w_adv, weight of the generator loss (Eq. 5); default 0.1")
+    p.add_argument("--rec-weight", type=NON_NEGATIVE,
+                   help="w_rec, weight of the reconstruction loss (Eq. 4) in the joint schedule; default 0.1")
+    p.add_argument("--disc-samples", choices=["tokens", "pooled", "flat"],
+                   help="what the discriminator scores against N(0, I): each latent vector (tokens, default), the "
+                        "utterance vector (pooled) or the whole code (flat)")
+    p.add_argument("--xi", choices=["orthogonal", "linear", "none"],
+                   help="the MMD's shared layer xi: orthogonal (default; L_Adp cannot fall by collapsing it), linear "
+                        "(free, as printed) or none")
     p.add_argument("--lr", type=POSITIVE, help="Adam learning rate of every module but a text encoder (paper: 1e-3)")
     p.add_argument("--batch-size", type=POSITIVE_INT, help="batch size (paper: 32)")
     p.add_argument("--text-encoder", metavar="NAME_OR_DIR",
@@ -141,7 +154,8 @@ DATASET_CHOICES = ("mosi", "mosei", "sims")
 MODEL_CHOICES = ("mcihn", "tfn", "lmf", "mult", "late", "selfmm", "emt", "cmhfm")
 #: train options that only MCIHN has: option attribute -> flag.
 MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
-              "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale"}
+              "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale", "schedule": "--schedule",
+              "adv_weight": "--adv-weight", "rec_weight": "--rec-weight", "disc_samples": "--disc-samples", "xi": "--xi"}
 
 
 def _train_config(a, preset: str):
@@ -157,10 +171,10 @@ def _train_config(a, preset: str):
                                                    batch_size=a.batch_size, text_encoder=a.text_encoder,
                                                    text_lr=a.text_lr).items() if v is not None}}
     if a.model == "mcihn":
-        extra = {k: v for k, v in dict(mmd_weight=a.mmd_weight, mmd_samples=a.mmd_samples,
-                                        adv_lr_scale=a.adv_lr_scale).items() if v is not None}
+        extra = {k: getattr(a, k) for k in ("mmd_weight", "mmd_samples", "adv_lr_scale", "schedule", "adv_weight",
+                                             "rec_weight", "disc_samples", "xi") if getattr(a, k) is not None}
         return MCIHNConfig.from_preset(preset, modalities=modalities, use_aae=not a.no_aae, use_cgmm=not a.no_cgmm,
-                                       **training, **extra)
+                                       **{**training, **extra})
     used = [flag for attr, flag in MCIHN_ONLY.items() if getattr(a, attr) not in (None, False)]
     if used:
         raise ValueError(f"{', '.join(used)}: option(s) of MCIHN, not of --model {a.model}")

@@ -9,8 +9,10 @@ For modality m the AAE has three parts (Fig. 1(b)):
   attend over the T_m valid time steps (padding is masked out);
 * a decoder D_m that maps S_m back to X_hat_m (B, T_m, D_m) with T_m learned
   queries attending over the L latent vectors, then a linear layer;
-* a discriminator D_omega, an MLP that scores each latent vector (each of the
-  B*L rows of S_m is one sample) as coming from the prior N(0, I) or from E_m.
+* a discriminator D_omega, an MLP that scores latent samples as coming from the
+  prior N(0, I) or from E_m: by default each latent vector (each of the B*L rows of
+  S_m) is one sample; ``disc_samples`` also offers the utterance vector (mean over L)
+  and the whole flattened code (:func:`disc_samples`).
 
 The losses are Eq. 4 (reconstruction, masked) and Eq. 5 (adversarial); the
 order in which they are optimised is Algorithm 1: ``MCIHN.training_phases`` in ``mcihn.py``, run by ``mcihn.training.trainer``.
@@ -115,27 +117,59 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor
     return (err * m).sum() / (m.sum() * x.shape[-1]).clamp_min(1.0)
 
 
-def discriminator_loss(disc: Discriminator, s: torch.Tensor) -> torch.Tensor:
+#: What the discriminator scores, from a code S (B, L, d) (``MCIHNConfig.disc_samples``).
+DISC_SAMPLES = ("tokens", "pooled", "flat")
+
+
+def disc_samples(s: torch.Tensor, how: str = "tokens") -> torch.Tensor:
+    """The samples the discriminator sees, from s (B, L, d).
+
+    'tokens' -> (B*L, d): each latent vector is one sample of the prior N(0, I_d) (the default);
+    'pooled' -> (B, d): the utterance vector, the mean over L; 'flat' -> (B, L*d): the whole code,
+    against N(0, I_{L*d}), which also sees whether the L positions differ from one another.
+    """
+    if how == "tokens":
+        return s.reshape(-1, s.shape[-1])  # (B*L, d)
+    if how == "pooled":
+        return s.mean(dim=1)  # (B, d)
+    if how == "flat":
+        return s.reshape(s.shape[0], -1)  # (B, L*d)
+    raise ValueError(f"disc_samples must be one of {DISC_SAMPLES}, not {how!r}")
+
+
+def disc_width(latent_len: int, latent_dim: int, how: str = "tokens") -> int:
+    """Input width of the discriminator for ``how``."""
+    return latent_len * latent_dim if how == "flat" else latent_dim
+
+
+def discriminator_loss(disc: Discriminator, s: torch.Tensor, how: str = "tokens",
+                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 5, discriminator side: maximise log D(d) + log(1 - D(E(X))), d ~ N(0, I).
 
-    Written as the equivalent binary cross-entropy to minimise. ``s`` (B, L, d) is
-    detached, so only the discriminator receives gradients.
+    Written as the equivalent binary cross-entropy to minimise. ``s`` (B, L, d) is detached, so
+    only the discriminator receives gradients. The prior samples come from ``generator``: a stream
+    of their own keeps the global one (dropout) where it would be without this step, so a zero
+    adversarial weight trains exactly like no adversary. Returns (loss, accuracy): the mean of the
+    accuracies on prior and code samples, 0.5 = chance.
     """
-    fake = s.detach().reshape(-1, s.shape[-1])  # (B*L, d): every latent vector is one sample
-    real = torch.randn_like(fake)  # samples of the prior p(d) = N(0, I)
+    fake = disc_samples(s.detach(), how)  # (N, k)
+    real = torch.randn(fake.shape, generator=generator, device=fake.device, dtype=fake.dtype)  # prior p(d)
     logit_real, logit_fake = disc(real), disc(fake)
-    return (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+    loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
             + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+    with torch.no_grad():
+        accuracy = 0.5 * ((logit_real > 0).float().mean() + (logit_fake < 0).float().mean())
+    return loss, accuracy
 
 
-def generator_loss(disc: Discriminator, s: torch.Tensor) -> torch.Tensor:
+def generator_loss(disc: Discriminator, s: torch.Tensor, how: str = "tokens") -> torch.Tensor:
     """Eq. 5, encoder side: make D(E(X)) look like the prior.
 
     Non-saturating form -log D(E(X)) instead of log(1 - D(E(X))) (same fixed point,
     stronger gradients early; Goodfellow et al. 2014). The discriminator's weights
-    are not updated in this step (the trainer steps only the encoders' optimiser).
+    are not in the optimiser of the step that minimises this.
     """
-    logit = disc(s.reshape(-1, s.shape[-1]))  # (B*L,)
+    logit = disc(disc_samples(s, how))  # (N,)
     return F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
 
 
@@ -147,11 +181,12 @@ class ModalityAAE(nn.Module):
     """
 
     def __init__(self, t_in: int, d_in: int, latent_len: int, latent_dim: int,
-                 disc_hidden: int, kernel: int = 3, adversarial: bool = True):
+                 disc_hidden: int, kernel: int = 3, adversarial: bool = True, disc_samples: str = "tokens"):
         super().__init__()
         self.encoder = Encoder(t_in, d_in, latent_len, latent_dim, kernel)
         self.decoder = Decoder(t_in, d_in, latent_dim) if adversarial else None
-        self.discriminator = Discriminator(latent_dim, disc_hidden) if adversarial else None
+        width = disc_width(latent_len, latent_dim, disc_samples)
+        self.discriminator = Discriminator(width, disc_hidden) if adversarial else None
 
     def forward(self, x, mask=None):
         """x (B, T_m, D_m) -> (S (B, L, d), X_hat (B, T_m, D_m) or None)."""

@@ -12,7 +12,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ..modalities import MODALITIES, parse_modalities
+from .aae import DISC_SAMPLES
+from .mmd import XI_KINDS
 from .text_encoder import TEXT_LR
+
+#: Algorithm 1's per-batch schedule (``MCIHN.training_phases``).
+SCHEDULES = ("joint", "phases")
 from ..modalities import letters as modality_letters
 
 @dataclass
@@ -29,17 +34,25 @@ class MCIHNConfig:
             of the median pairwise squared distance (Eq. 12-14).
         mmd_samples: ``"pooled"`` (one sample per utterance: S averaged over L) or
             ``"tokens"`` (each of the B*L latent vectors is a sample).
-        mmd_weight (lambda): L = L_Mul + lambda * L_Adp (Eq. 19 with a weight).
+        mmd_weight (lambda): weight of L_Adp (Eq. 19 prints 1, the default).
+        xi: the MMD's shared layer: "orthogonal" (default; L_Adp cannot fall by collapsing it),
+            "linear" (free, as printed) or "none" (see ``mmd.make_xi``).
+        disc_samples: what the discriminator scores against N(0, I): "tokens" (each of the B*L
+            latent vectors, default), "pooled" (the mean over L) or "flat" (the whole code).
     Ablations (Table 3)
         modalities: any non-empty subset of text/audio/vision.
         use_aae: False = MCIHN-1 (no decoder, no discriminator, no AE/GAN phases).
         use_cgmm: False = MCIHN-2 (pair features are plain means, no MMD term).
     Training (Algorithm 1, Sec. 4.3)
-        lr, batch_size, epochs (max), patience (early stopping on validation MAE),
-        adv_weight scales the generator loss; adv_lr_scale multiplies the learning rate of the
-        discriminator and generator phases (Adam makes each phase's step about lr long whatever
-        the loss scale, so this, not adv_weight, sets how hard the prior pulls on the encoders);
-        grad_clip (None = off).
+        lr, batch_size, epochs (max), patience (early stopping on validation MAE), grad_clip (None = off).
+        schedule: "joint" (default): per batch a discriminator step on detached codes, then ONE
+            Adam step on L_Mul + lambda L_Adp + rec_weight L_AE + adv_weight L_gen over encoders,
+            decoders, CGMM, xi, FFM and head, so each weight sets its term's share of the step.
+            "phases": four Adam optimisers, one per phase (rec, disc, gen, main) - Adam then makes
+            every phase's step about lr long whatever its weight. See ``MCIHN.training_phases``.
+        rec_weight (w_rec), adv_weight (w_adv): weights of L_AE (Eq. 4) and of the generator loss
+            (Eq. 5) in the joint objective; a weight of 0 trains exactly as without that term.
+        adv_lr_scale: learning-rate factor of the discriminator (and, with "phases", generator) step.
     Text encoder (Sec. 4.3)
         text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
             on the pickle's token ids (``model/text_encoder.py``); None = frozen text features.
@@ -54,7 +67,7 @@ class MCIHNConfig:
     disc_hidden: int = 256
     mmd_multipliers: tuple = (0.25, 0.5, 1.0, 2.0, 4.0)
     mmd_samples: str = "pooled"
-    mmd_weight: float = 0.1
+    mmd_weight: float = 1.0
     modalities: tuple = MODALITIES
     use_aae: bool = True
     use_cgmm: bool = True
@@ -62,8 +75,12 @@ class MCIHNConfig:
     batch_size: int = 32
     epochs: int = 40
     patience: int = 8
-    adv_weight: float = 1.0
+    adv_weight: float = 0.1
     adv_lr_scale: float = 1.0
+    rec_weight: float = 0.1
+    schedule: str = "joint"
+    disc_samples: str = "tokens"
+    xi: str = "orthogonal"
     grad_clip: float | None = 5.0
     text_encoder: str | None = None
     text_lr: float = TEXT_LR
@@ -77,7 +94,10 @@ class MCIHNConfig:
             raise ValueError(f"enc_kernel must be odd so the temporal convolution keeps the length, got {self.enc_kernel}")
         if self.mmd_samples not in ("pooled", "tokens"):
             raise ValueError(f"mmd_samples must be 'pooled' or 'tokens', not {self.mmd_samples!r}")
-        for name in ("mmd_weight", "adv_weight", "adv_lr_scale", "dropout"):
+        for name, choices in (("schedule", SCHEDULES), ("disc_samples", DISC_SAMPLES), ("xi", XI_KINDS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
+        for name in ("mmd_weight", "adv_weight", "adv_lr_scale", "rec_weight", "dropout"):
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")

@@ -50,12 +50,19 @@ class MCIHN(nn.Module):
         self.dims = input_sizes(self.modalities, dims)  # m -> (T_m, D_m), from the data
         L, d = cfg.latent_len, cfg.latent_dim
         self.aae = nn.ModuleDict({
-            m: ModalityAAE(T, D, L, d, cfg.disc_hidden, cfg.enc_kernel, adversarial=cfg.use_aae)
+            m: ModalityAAE(T, D, L, d, cfg.disc_hidden, cfg.enc_kernel, adversarial=cfg.use_aae,
+                           disc_samples=cfg.disc_samples)
             for m, (T, D) in self.dims.items()
         })
         self.use_gate = cfg.use_cgmm and len(self.modalities) >= 2
         self.cgmm = CrossModalGate(self.modalities, d) if self.use_gate else None
-        self.mmd = FeatureAdaptiveMMD(self.modalities, d, cfg.mmd_multipliers, cfg.mmd_samples) if self.use_gate else None
+        self.mmd = (FeatureAdaptiveMMD(self.modalities, d, cfg.mmd_multipliers, cfg.mmd_samples, cfg.xi)
+                    if self.use_gate else None)
+        # The prior samples of the discriminator have a random stream of their own (seeded here, from the
+        # global stream), so the discriminator step leaves the global stream (dropout) as it finds it.
+        self.prior_seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._prior = None
+        self.keep_zero_terms = False  # tests: compute terms of weight 0 too (they must change nothing)
         self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout)
 
     # ---- parameter groups: which phase of Algorithm 1 updates what ------------------
@@ -76,53 +83,104 @@ class MCIHN(nn.Module):
 
     # ---- Algorithm 1: the training phases, in the paper's order (lines 8-23) ------------
     def training_phases(self) -> list[Phase]:
-        """The phases the trainer runs on every batch, in order, each with its own optimiser:
+        """The phases the trainer runs on every batch, in order, each with its own optimiser.
 
-            rec   reconstruction  L_AE (Eq. 4)               -> encoders E + decoders D         (line 12)
-            disc  discriminator   L_disc (Eq. 5), codes fixed -> discriminators D_omega          (line 13)
-            gen   generator       fool D_omega (Eq. 5)        -> encoders E                      (line 13)
-            main  L_Mul + lambda L_Adp (Eq. 18-19)            -> encoders, CGMM, xi, FFM, head   (lines 14-23)
+        ``schedule="joint"`` (default)::
 
-        rec, disc and gen exist only with the AAE (not in MCIHN-1). Decoders and discriminators get
-        no gradient from the main loss, so "update all parameters" in line 23 and "update everything
-        L_Combined reaches" are the same thing.
+            disc  discriminator  L_disc (Eq. 5), codes detached -> discriminators D_omega       (line 13)
+            main  L_Mul + lambda L_Adp + w_rec L_AE + w_adv L_gen -> encoders E, decoders D,
+                  CGMM, xi, FFM, head: ONE Adam, so the weights set each term's pull  (lines 9-23)
+
+        ``schedule="phases"`` (the paper read literally, one optimiser per phase)::
+
+            rec   reconstruction L_AE (Eq. 4)                  -> encoders + decoders          (line 12)
+            disc  discriminator  L_disc (Eq. 5), codes fixed   -> discriminators               (line 13)
+            gen   generator      w_adv L_gen (Eq. 5)           -> encoders                     (line 13)
+            main  L_Mul + lambda L_Adp (Eq. 18-19)             -> encoders, CGMM, xi, FFM, head (lines 14-23)
+
+        Without the AAE (MCIHN-1) only ``main`` (L_Mul + lambda L_Adp) exists. A term whose weight is 0
+        is left out (``keep_zero_terms`` computes it anyway, for the tests: the training is the same).
+        Decoders and discriminators get no gradient from L_Combined, so "update all parameters" in line
+        23 and "update everything the loss reaches" are the same thing.
         """
         cfg = self.cfg
-        main = Phase("main", "main (L_Mul + lambda L_Adp)", self.main_parameters(), self._main_loss)
         if not cfg.use_aae:
-            return [main]
+            return [Phase("main", "main (L_Mul + lambda L_Adp)", self.main_parameters(), self._main_loss)]
+        disc = Phase("disc", "discriminator", self.discriminator_parameters(), self._disc_loss, cfg.adv_lr_scale)
+        if cfg.schedule == "joint":
+            joint = Phase("main", "joint (L_Mul + lambda L_Adp + w_rec L_AE + w_adv L_gen)",
+                          self.main_parameters() + self.decoder_parameters(), self._joint_loss)
+            return [disc, joint] if self._used(cfg.adv_weight) else [joint]
         return [
             Phase("rec", "reconstruction", self.encoder_parameters() + self.decoder_parameters(), self._rec_loss),
-            Phase("disc", "discriminator", self.discriminator_parameters(), self._disc_loss, cfg.adv_lr_scale),
+            disc,
             Phase("gen", "generator", self.encoder_parameters(), self._gen_loss, cfg.adv_lr_scale),
-            main,
+            Phase("main", "main (L_Mul + lambda L_Adp)", self.main_parameters(), self._main_loss),
         ]
 
-    def _rec_loss(self, batch):
-        """Alg. 1 lines 9-12: L_AE (Eq. 4) summed over modalities."""
-        S = self.encode(batch)
-        loss = sum(reconstruction_loss(batch[m], self.aae[m].decoder(S[m]).float(), batch.get(m + "_mask"))
+    def _used(self, weight: float) -> bool:
+        return weight != 0 or self.keep_zero_terms
+
+    def prior_generator(self, device) -> torch.Generator:
+        """The random stream of the prior samples N(0, I) (Eq. 5), apart from the global one."""
+        if self._prior is None or self._prior.device != torch.device(device):
+            self._prior = torch.Generator(device=device).manual_seed(self.prior_seed)
+        return self._prior
+
+    def generators(self) -> dict:
+        """Random streams of the model's own, saved in checkpoints so that a resumed run continues exactly."""
+        return {"prior": self._prior} if self._prior is not None else {}
+
+    def _reconstruction(self, batch, S) -> torch.Tensor:
+        """Eq. 4 summed over the modalities, from the codes S."""
+        return sum(reconstruction_loss(batch[m], self.aae[m].decoder(S[m]).float(), batch.get(m + "_mask"))
                    for m in self.modalities)
+
+    def _adversarial(self, S) -> torch.Tensor:
+        """The generator side of Eq. 5, summed over the modalities."""
+        return sum(generator_loss(self.aae[m].discriminator, S[m].float(), self.cfg.disc_samples)
+                   for m in self.modalities)
+
+    def _rec_loss(self, batch):
+        """Alg. 1 lines 9-12: L_AE (Eq. 4)."""
+        loss = self._reconstruction(batch, self.encode(batch))
         return loss, {"rec": loss.detach()}
 
     def _disc_loss(self, batch):
         """Alg. 1 line 13 (first half): Eq. 5 for D_omega; the codes are computed without gradients."""
         with torch.no_grad():
             S = self.encode(batch)
-        loss = sum(discriminator_loss(self.aae[m].discriminator, S[m].float()) for m in self.modalities)
-        return loss, {"disc": loss.detach()}
+        gen = self.prior_generator(next(iter(S.values())).device)
+        losses, accs = zip(*(discriminator_loss(self.aae[m].discriminator, S[m].float(), self.cfg.disc_samples, gen)
+                             for m in self.modalities))
+        loss = sum(losses)
+        return loss, {"disc": loss.detach(), "disc_acc": torch.stack(accs).mean()}
 
     def _gen_loss(self, batch):
         """Alg. 1 line 13 (second half): the encoders learn to fool the (fixed) discriminators."""
-        S = self.encode(batch)
-        loss = self.cfg.adv_weight * sum(generator_loss(self.aae[m].discriminator, S[m].float())
-                                         for m in self.modalities)
+        loss = self.cfg.adv_weight * self._adversarial(self.encode(batch))
         return loss, {"gen": loss.detach()}
 
     def _main_loss(self, batch):
         """Alg. 1 lines 14-23: L_Combined = L_Mul + lambda * L_Adp (Eq. 18-19)."""
         total, l_mul, l_adp = main_loss(self(batch), batch["label"], self.cfg.mmd_weight)
         return total, {"total": total.detach(), "mul": l_mul.detach(), "adp": l_adp.detach()}
+
+    def _joint_loss(self, batch):
+        """Alg. 1 lines 9-23 in one step: L_Mul + lambda L_Adp + w_rec L_AE + w_adv L_gen."""
+        cfg = self.cfg
+        out = self(batch)
+        total, l_mul, l_adp = main_loss(out, batch["label"], cfg.mmd_weight)
+        logs = {"mul": l_mul.detach(), "adp": l_adp.detach()}
+        if self._used(cfg.rec_weight):
+            l_rec = self._reconstruction(batch, out.S)
+            total = total + cfg.rec_weight * l_rec
+            logs["rec"] = l_rec.detach()
+        if self._used(cfg.adv_weight):
+            l_gen = self._adversarial(out.S)
+            total = total + cfg.adv_weight * l_gen
+            logs["gen"] = l_gen.detach()
+        return total, {"total": total.detach(), **logs}
 
     # ---- forward --------------------------------------------------------------------
     def encode(self, batch: dict) -> dict:

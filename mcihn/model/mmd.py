@@ -11,15 +11,16 @@ exp(-||x - y||^2 / (c * sigma^2)) over several multipliers c, with sigma^2 the
 median pairwise squared distance of the pooled sample (no gradient through it).
 Tying the bandwidth to the median makes the loss invariant to a uniform rescaling
 of the features, so the shared layer xi cannot lower it just by shrinking its
-output. It can still lower it by dropping the directions in which the two
-samples differ (xi gets gradients from L_Adp only): watch its singular values,
-or the MMD of the raw codes, when you study the alignment.
+output. A free linear xi can still lower it by dropping the directions in which
+the two samples differ (xi gets gradients from L_Adp only); that is why xi is
+orthogonal by default (:func:`make_xi`): then the loss is invariant to xi, and
+only aligning S and F lowers it.
 
 For teaching and testing, :func:`gaussian_mmd2` is the same estimator with a fixed kernel (biased or
 unbiased), and :func:`gaussian_mmd2_analytic` the exact value between two isotropic Gaussians
 (notebook 04 checks one against the other).
 
-Eq. 12: h^2(core m) = MMD^2(xi(S^m), xi(F^{o1 o2})) with xi one shared linear layer.
+Eq. 12: h^2(core m) = MMD^2(xi(S^m), xi(F^{o1 o2})) with xi one shared layer.
 Eq. 14: L_Adp = sum over the core modalities. With two modalities (m, n), the pair
 of "other" modalities does not exist; we compare xi(S^m) with xi(S^n) once.
 """
@@ -112,13 +113,46 @@ def as_samples(t: torch.Tensor, how: str) -> torch.Tensor:
     return t.mean(dim=1) if how == "pooled" else t.reshape(-1, t.shape[-1])
 
 
-class FeatureAdaptiveMMD(nn.Module):
-    """L_Adp, Eq. 12-14: xi is one fully connected layer shared by all terms."""
+#: How the shared layer xi of Eq. 12 is built (``MCIHNConfig.xi``).
+XI_KINDS = ("orthogonal", "linear", "none")
 
-    def __init__(self, modalities, d: int, multipliers=(0.25, 0.5, 1.0, 2.0, 4.0), samples: str = "pooled"):
+
+def make_xi(d: int, kind: str = "orthogonal") -> nn.Module:
+    """The layer xi of Eq. 12 ("a fully connected layer"), shared by all MMD terms.
+
+    'linear': a free ``nn.Linear(d, d)``. Trained by L_Adp alone it lowers the MMD by projecting out
+    the directions in which S and F differ (effective rank 26 -> 5 in a trained model), which aligns
+    nothing. 'orthogonal' (default): the same layer with its weight constrained orthogonal
+    (``torch.nn.utils.parametrizations.orthogonal``). A rotation and a shift keep every pairwise
+    distance, so with the median-bandwidth Gaussian kernel the MMD does not depend on xi: L_Adp can
+    only fall by moving S and F themselves. 'none': the identity (the same MMD values as 'orthogonal').
+    """
+    if kind == "linear":
+        return nn.Linear(d, d)
+    if kind == "orthogonal":
+        return nn.utils.parametrizations.orthogonal(nn.Linear(d, d))
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"xi must be one of {XI_KINDS}, not {kind!r}")
+
+
+def effective_rank(weight: torch.Tensor) -> float:
+    """exp(entropy of the normalised singular values) of a matrix (Roy & Vetterli 2007): d for an
+    orthogonal d x d matrix, 1 for a rank-one matrix."""
+    s = torch.linalg.svdvals(weight.detach().float())
+    p = s / s.sum().clamp_min(1e-12)
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+class FeatureAdaptiveMMD(nn.Module):
+    """L_Adp, Eq. 12-14: xi is one layer shared by all terms (:func:`make_xi`)."""
+
+    def __init__(self, modalities, d: int, multipliers=(0.25, 0.5, 1.0, 2.0, 4.0), samples: str = "pooled",
+                 xi: str = "orthogonal"):
         super().__init__()
         self.modalities = paper_order(modalities)
-        self.xi = nn.Linear(d, d)
+        self.xi = make_xi(d, xi)
         self.multipliers = tuple(multipliers)
         self.samples = samples
 
@@ -127,7 +161,7 @@ class FeatureAdaptiveMMD(nn.Module):
         if self.samples == "pooled" and next(iter(S.values())).shape[0] < 2:
             # One utterance per side carries no information (with the median bandwidth the estimate
             # is a constant), so a batch of size 1 adds nothing to L_Adp.
-            return next(self.parameters()).new_zeros(()), {}
+            return next(iter(S.values())).new_zeros(()), {}
         xi = lambda t: self.xi(as_samples(t, self.samples))  # noqa: E731  (B or B*L, d)
         terms = {}
         if len(self.modalities) == 3:
@@ -137,5 +171,5 @@ class FeatureAdaptiveMMD(nn.Module):
         elif len(self.modalities) == 2:
             m, n = self.modalities
             terms[f"{LETTER[m]}-{LETTER[n]}"] = mmd2(xi(S[m]), xi(S[n]), self.multipliers)
-        total = sum(terms.values()) if terms else next(self.parameters()).new_zeros(())
+        total = sum(terms.values()) if terms else next(iter(S.values())).new_zeros(())
         return total, terms

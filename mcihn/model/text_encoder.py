@@ -163,6 +163,12 @@ class WithTextEncoder(nn.Module):
     def predict(self, batch: dict) -> torch.Tensor:
         return self.forward(batch).pred
 
+    def generators(self) -> dict:
+        return self.inner.generators() if hasattr(self.inner, "generators") else {}
+
+    def prior_generator(self, device):
+        return self.inner.prior_generator(device)
+
     def training_phases(self):
         """The inner model's phases; the task phase ("main") also fine-tunes the encoder at ``text_lr``."""
         phases = []

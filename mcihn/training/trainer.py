@@ -251,9 +251,23 @@ class Trainer:
                 "history": self.history, "best_val": self.best_val, "best_epoch": self.best_epoch,
                 "bad_epochs": self.bad_epochs,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.shuffle.get_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        # the model's own streams (MCIHN's prior samples), by name
+                        "model": {k: g.get_state() for k, g in self._model_generators().items()}},
             })
         return ck
+
+    def _model_generators(self) -> dict:
+        return self.model.generators() if hasattr(self.model, "generators") else {}
+
+    def _restore_model_generators(self, states: dict) -> None:
+        """Continue the model's own random streams: MCIHN's prior stream is made on the first batch, so it
+        is made here first, on the training device."""
+        if "prior" in states and hasattr(self.model, "prior_generator"):
+            self.model.prior_generator(self.device)
+        for k, g in self._model_generators().items():
+            if k in states:
+                g.set_state(states[k])
 
     def load_checkpoint(self, ck: dict, source="checkpoint") -> None:
         """Restore a ``last.pt`` (everything) or a ``best.pt`` (weights only); ``source`` names it in errors."""
@@ -269,3 +283,5 @@ class Trainer:
             self.shuffle.set_state(ck["rng"]["shuffle"])
             if ck["rng"]["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(ck["rng"]["cuda"])
+            if ck["rng"].get("model"):
+                self._restore_model_generators(ck["rng"]["model"])
