@@ -21,6 +21,31 @@ from .model.config import MCIHNConfig
 from .modalities import parse_modalities
 
 
+def add_threads_arg(p) -> None:
+    """``--threads N`` of every command that trains or extracts (applied by :func:`apply_threads`)."""
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: OMP_NUM_THREADS if set, else 1 for the tiny preset and "
+                        "the idle cores otherwise; see mcihn.utils.default_threads)")
+
+
+def _threads_preset(a) -> str | None:
+    """The preset a command will run, as far as the command line says (None: large models or unknown)."""
+    if a.command in ("train", "experiment"):
+        return a.preset or ("paper" if a.data else "tiny")
+    if a.command == "bench":
+        return a.preset
+    return None
+
+
+def apply_threads(a) -> int | None:
+    """Set torch's CPU threads for command ``a`` (``--threads`` or the default); None if it has no such flag."""
+    if not hasattr(a, "threads"):
+        return None
+    from .utils import set_threads
+    a.threads = set_threads(a.threads, preset=_threads_preset(a))
+    return a.threads
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train MCIHN (or a baseline) over several seeds and write DIR/results.json")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES,
@@ -47,6 +72,7 @@ def _add_train(sub):
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder")
 
 
@@ -81,6 +107,8 @@ def cmd_train(a) -> int:
         return 2
     print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
           f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
+    if device.type == "cpu" and getattr(a, "threads", None) is not None:
+        print(f"torch CPU threads: {a.threads} (--threads N to change)")
     seeds = a.seeds or list(DEFAULT_SEEDS)
     res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
                          progress=not a.quiet)
@@ -162,6 +190,7 @@ def _add_experiment(sub):
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted table run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder (one sub-folder per model)")
 
 
@@ -197,6 +226,7 @@ def _add_robustness(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the random missing steps")
     p.add_argument("--metric", default="MAE", help="metric plotted (any key of the metrics, default MAE)")
     p.add_argument("--device", default="cpu")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder")
 
 
@@ -282,6 +312,7 @@ def _add_extract(sub):
     p.add_argument("--cache-dir", help="per-clip cache for resuming (default OUT.cache)")
     p.add_argument("--keep-cache", action="store_true", help="keep the per-clip cache after success")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_arg(p)
 
 
 def cmd_extract(a) -> int:
@@ -319,6 +350,7 @@ def _add_predict(sub):
     p.add_argument("--audio-model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_threads_arg(p)
 
 
 def cmd_predict(a) -> int:
@@ -347,13 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--dataset", choices=["mosi", "sims"])
     p.add_argument("--device", default="cpu")
+    add_threads_arg(p)
     p.add_argument("--out", help="metrics JSON (default: next to the checkpoint)")
     p = sub.add_parser("bench", help="training throughput, peak memory and model-FLOP utilisation")
     p.add_argument("--preset", default="paper", choices=["paper", "tiny"])
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=10, help="timed training steps (after warm-up)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(p)
     p.add_argument("--amp", action="store_true")
     p.add_argument("--mmd-samples", default="pooled", choices=["pooled", "tokens"])
     p.add_argument("--out", help="also write the figures as JSON")
@@ -379,6 +412,7 @@ def main(argv=None) -> int:
     from .data import DataFormatError
     from .training.trainer import NonFiniteLossError
     try:
+        apply_threads(a)
         return COMMANDS[a.command](a)
     except NonFiniteLossError as e:
         print(f"training stopped: {e}", file=sys.stderr)
