@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from ..modalities import LETTER
-from ..model.attention import want_weights
+from ..model.attention import deterministic_backend, want_weights
 from .common import BaselineConfig, BaselineModel, BaselineOutput, last_valid
 
 
@@ -99,9 +99,10 @@ class CrossmodalLayer(nn.Module):
     def forward(self, z: torch.Tensor, src: torch.Tensor, src_pad: torch.Tensor | None):
         """z (B, T_a, d), src (B, T_b, d), src_pad (B, T_b) True = padding -> ((B, T_a, d), (B, h, T_a, T_b) or
         None when the fused path runs, see ``mcihn.model.attention``)."""
-        kv = self.ln_kv(src)
-        a, w = self.attn(self.ln_q(z), kv, kv, key_padding_mask=src_pad, need_weights=want_weights(self),
-                         average_attn_weights=False)  # (B, T_a, d), (B, h, T_a, T_b)
+        kv, q = self.ln_kv(src), self.ln_q(z)
+        with deterministic_backend(q, kv):  # CUDA: a deterministic kernel while deterministic algorithms are on
+            a, w = self.attn(q, kv, kv, key_padding_mask=src_pad, need_weights=want_weights(self),
+                             average_attn_weights=False)  # (B, T_a, d), (B, h, T_a, T_b)
         z = z + self.drop(a)
         z = z + self.drop(self.ff(self.ln_ff(z)))  # position-wise feed-forward
         return z, w

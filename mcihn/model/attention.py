@@ -23,6 +23,12 @@ whose mask is all False would give NaN; callers let such rows attend everywhere 
 ``QueryResampler`` and ``mcihn.baselines.mult.padding_mask``), so both paths see the same mask.
 Dropout on the weights: ``dropout_p`` (pass 0 in eval mode); the two paths draw different random
 masks, so only their eval-mode outputs are comparable.
+
+Determinism on CUDA: the flash, memory-efficient and cuDNN kernels have non-deterministic backward
+passes unless ``torch.use_deterministic_algorithms(True)`` is strict, and ``mcihn.utils.set_seed``
+asks for it with ``warn_only=True``. So while deterministic algorithms are on and a gradient is
+needed, CUDA attention runs on SDPA's MATH backend (same seed, same result, as the explicit path
+always gave); ``set_seed(seed, deterministic=False)`` (``bench`` does) lets torch pick the fastest.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ import contextvars
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 _FORCE: contextvars.ContextVar = contextvars.ContextVar("mcihn_attention_weights", default=None)
 
@@ -55,6 +62,15 @@ def want_weights(module: nn.Module) -> bool:
     return not module.training
 
 
+def deterministic_backend(*tensors: torch.Tensor):
+    """A context in which CUDA SDPA is deterministic: the MATH backend while deterministic algorithms are on
+    and a gradient will flow through ``tensors``; otherwise nothing (torch picks its fastest kernel)."""
+    if (tensors[0].is_cuda and torch.are_deterministic_algorithms_enabled() and torch.is_grad_enabled()
+            and any(t.requires_grad for t in tensors)):
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
+
+
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
            dropout_p: float = 0.0, scale: float | None = None, need_weights: bool = False):
     """softmax(q k^T * scale) v with q (..., L_q, E), k (..., L_k, E), v (..., L_k, E_v).
@@ -63,7 +79,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     Returns (output (..., L_q, E_v), weights (..., L_q, L_k) or None on the fused path).
     """
     if not need_weights:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale), None
+        with deterministic_backend(q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=scale), None
     scale = scale if scale is not None else q.shape[-1] ** -0.5
     scores = (q @ k.transpose(-2, -1)) * scale  # (..., L_q, L_k)
     if mask is not None:
