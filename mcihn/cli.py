@@ -70,6 +70,8 @@ def _add_train(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training steps (for CUDA; on the CPU it does not pay, see README_speed.md)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_threads_arg(p)
@@ -111,7 +113,7 @@ def cmd_train(a) -> int:
         print(f"torch CPU threads: {a.threads} (--threads N to change)")
     seeds = a.seeds or list(DEFAULT_SEEDS)
     res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
-                         progress=not a.quiet)
+                         progress=not a.quiet, compile=a.compile)
     rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
     rows[f"{cfg.variant} mean"] = res["mean"]
     print(f"\nTest metrics ({data.dataset}{', SYNTHETIC data' if data.synthetic else ''}; "
@@ -269,7 +271,7 @@ def cmd_bench(a) -> int:
             atomic_write_json(a.out, res)
         return 0
     res = run_bench(preset=a.preset, device=a.device, batch_size=a.batch_size, steps=a.steps,
-                    amp=a.amp, threads=a.threads, mmd_samples=a.mmd_samples)
+                    amp=a.amp, threads=a.threads, mmd_samples=a.mmd_samples, compile=a.compile)
     if a.out:
         from .utils import atomic_write_json
         atomic_write_json(a.out, res)
@@ -388,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10, help="timed training steps (after warm-up)")
     add_threads_arg(p)
     p.add_argument("--amp", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (compilation timed apart)")
     p.add_argument("--mmd-samples", default="pooled", choices=["pooled", "tokens"])
     p.add_argument("--out", help="also write the figures as JSON")
     p.add_argument("--extract", action="store_true",
