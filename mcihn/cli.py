@@ -25,7 +25,7 @@ def add_threads_arg(p) -> None:
     """``--threads N`` of every command that trains or extracts (applied by :func:`apply_threads`)."""
     p.add_argument("--threads", type=int, metavar="N",
                    help="torch CPU threads (default: OMP_NUM_THREADS if set, else 1 for the tiny preset and "
-                        "the idle cores otherwise; see mcihn.utils.default_threads)")
+                        "one per physical core otherwise; see mcihn.utils.default_threads)")
 
 
 def _threads_preset(a) -> str | None:

@@ -52,20 +52,16 @@ def usable_cores() -> int:
 def default_threads(preset: str | None = None) -> int:
     """The torch thread count ``--threads`` defaults to (measured, see README_speed.md):
 
-    * ``preset="tiny"``: 1. Its matrices are a few dozen wide; a second thread buys nothing even on
-      an idle machine, and next to another busy process every extra thread costs a lot.
-    * otherwise (paper preset, extraction, evaluation of a checkpoint): the cores that are idle now,
-      ``usable cores - round(1-minute load average)``, at least 1 and at most torch's own default
-      (one per physical core). On an idle machine that is all of them; on a shared one, only as many
-      as nobody else is using: OpenMP threads that must wait for a busy core slow *every* step.
+    * ``preset="tiny"``: 1. Its matrices are a few dozen wide: a second thread made an epoch twice
+      as slow on a 2-core machine, and next to another busy process every extra thread costs more.
+    * otherwise (paper preset, extraction, evaluation of a checkpoint): torch's own default, one
+      thread per physical core (capped by the cores this process may use). With OpenMP's passive
+      wait policy (set on import, see ``set_threads``) the paper preset was faster with 2 threads
+      than with 1 on a 2-core machine, also next to a busy process.
     """
     if preset == "tiny":
         return 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        busy = 0
-    return max(1, min(TORCH_DEFAULT_THREADS, usable_cores() - busy))
+    return max(1, min(TORCH_DEFAULT_THREADS, usable_cores()))
 
 
 def set_threads(threads: int | None = None, preset: str | None = None) -> int:
