@@ -18,6 +18,14 @@ The short way in::
 """
 __version__ = "0.1.0"
 
+import os
+
+# OpenMP threads that wait for work sleep instead of spinning (libgomp's default spins for a while,
+# which, next to another busy process, can make a training run many times slower). Read once, when
+# torch first starts OpenMP, so it has to be set before torch is imported; an explicit setting wins.
+# ``python -m mcihn`` and ``import mcihn`` set it; code that imports torch first should export it itself.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .data import load_mmsa, synthetic_data  # noqa: E402
 from .metrics import evaluate  # noqa: E402
 from .model import MCIHN, MCIHNConfig, MCIHNOutput, main_loss  # noqa: E402

@@ -9,9 +9,13 @@ paper's sizes (Sec. 4.3): vision 10x512, text 36x768, audio 128x512; batch 32.
   elementwise work is not counted, as usual for MFU).
 * The reference is a large matrix multiplication timed in the same process, same
   device, same dtype: MFU = (model FLOPs / step time) / (reference FLOP/s). It says
-  how much of what this machine can actually do in matmuls the model gets.
-* Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the process's
-  peak resident set size (includes Python and torch themselves).
+  how much of what this machine can actually do in matmuls the model gets. On CUDA both
+  an fp32 and a bf16 matmul are timed, and the MFU is given against each (``mfu_fp32``,
+  ``mfu_bf16``; ``mfu`` is the one of the dtype the step runs in).
+* Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` (and ``max_memory_reserved``) over
+  the timed steps; on CPU the process's peak resident set size (includes Python and torch).
+* ``compile=True``: ``torch.compile`` on each phase's loss (see
+  :func:`mcihn.training.runner.compile_phases`); the first steps (compilation) are timed apart.
 """
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ def matmul_flops_per_s(device, dtype=torch.float32, n: int = 2048, seconds: floa
 
 def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps: int = 10, warmup: int = 3,
               amp: bool = False, threads: int | None = None, dims: dict | None = None, mmd_samples: str = "pooled",
-              log=print) -> dict:
+              compile: bool = False, log=print) -> dict:
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (timed training steps), got {steps}")
     if threads:
@@ -82,6 +86,15 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
     with FlopCounterMode(display=False) as counter:  # one real step, all four phases
         trainer.train_batch(batch)
     flops = counter.get_total_flops()
+    compile_s = None
+    if compile:
+        from .training.runner import compile_phases
+        compile_phases(trainer)
+        _sync(device)
+        t0 = time.perf_counter()
+        trainer.train_batch(batch)  # compiles
+        _sync(device)
+        compile_s = time.perf_counter() - t0
     for _ in range(warmup):
         trainer.train_batch(batch)
     if device.type == "cuda":
@@ -92,13 +105,16 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
         trainer.train_batch(batch)
     _sync(device)
     step_s = (time.perf_counter() - t0) / steps
-    ref = matmul_flops_per_s(device, torch.bfloat16 if trainer.amp else torch.float32)
     if device.type == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20
+        peak_mb = torch.cuda.max_memory_allocated(device) / 2**20  # before the reference matmuls allocate
+        reserved_mb = torch.cuda.max_memory_reserved(device) / 2**20
         where = torch.cuda.get_device_name(device)
+        refs = {"fp32": matmul_flops_per_s(device, torch.float32), "bf16": matmul_flops_per_s(device, torch.bfloat16)}
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
         where = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+        refs = {"fp32": matmul_flops_per_s(device, torch.float32)}
+    ref = refs["bf16" if trainer.amp else "fp32"]
     res = {
         "device": str(device), "device_name": where, "preset": preset, "batch_size": batch_size,
         "dims": {m: list(v) for m, v in dims.items()}, "amp": trainer.amp, "steps": steps, "mmd_samples": mmd_samples,
@@ -106,8 +122,13 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
         "step_ms": step_s * 1e3, "samples_per_s": batch_size / step_s,
         "model_gflop_per_step": flops / 1e9, "model_gflop_per_s": flops / step_s / 1e9,
         "matmul_gflop_per_s": ref / 1e9, "mfu": flops / step_s / ref,
-        "peak_memory_mb": peak_mb, "torch": torch.__version__, "python": sys.version.split()[0],
+        **{f"matmul_{k}_gflop_per_s": v / 1e9 for k, v in refs.items()},
+        **{f"mfu_{k}": flops / step_s / v for k, v in refs.items()},
+        "peak_memory_mb": peak_mb, "torch_threads": torch.get_num_threads(), "compile": bool(compile),
+        "compile_s": compile_s, "torch": torch.__version__, "python": sys.version.split()[0],
     }
+    if device.type == "cuda":
+        res["peak_memory_reserved_mb"] = reserved_mb
     log(f"MCIHN training benchmark ({preset} preset, batch {batch_size}, all four phases of Algorithm 1, "
         f"MMD on {mmd_samples} samples)")
     log(f"  device          {res['device']} ({where}){'  bf16 autocast' if trainer.amp else ''}")
@@ -115,9 +136,17 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
     log(f"  parameters      {res['parameters'] / 1e6:.2f} M")
     log(f"  step time       {res['step_ms']:.1f} ms   ->  {res['samples_per_s']:.1f} samples/s")
     log(f"  model FLOPs     {res['model_gflop_per_step']:.2f} GFLOP/step = {res['model_gflop_per_s']:.1f} GFLOP/s")
-    log(f"  matmul peak     {res['matmul_gflop_per_s']:.1f} GFLOP/s (measured now, same device and dtype)")
-    log(f"  MFU             {100 * res['mfu']:.1f} %")
-    log(f"  peak memory     {peak_mb:.0f} MB ({'CUDA allocated' if device.type == 'cuda' else 'process RSS'})")
+    for k, v in refs.items():
+        log(f"  matmul {k:4s}     {v / 1e9:.1f} GFLOP/s (measured now, same device)"
+            + ("   <- step dtype" if len(refs) > 1 and v == ref else ""))
+    log(f"  MFU             {100 * res['mfu']:.1f} %" + (
+        "  (" + ", ".join(f"{100 * res['mfu_' + k]:.1f} % of {k}" for k in refs) + ")" if len(refs) > 1 else ""))
+    if device.type == "cuda":
+        log(f"  peak memory     {peak_mb:.0f} MB CUDA allocated, {reserved_mb:.0f} MB reserved (timed steps)")
+    else:
+        log(f"  peak memory     {peak_mb:.0f} MB (process RSS)")
+    if compile_s is not None:
+        log(f"  torch.compile   first step {compile_s:.1f} s (compilation), not in the step time")
     return res
 
 

@@ -57,6 +57,31 @@ POSITIVE_INT, COUNT = _int_from(1), _int_from(0)
 POSITIVE, NON_NEGATIVE, RATE = _float_in(0, lo_open=True), _float_in(0), _float_in(0, 1)
 
 
+def add_threads_arg(p) -> None:
+    """``--threads N`` of every command that trains or extracts (applied by :func:`apply_threads`)."""
+    p.add_argument("--threads", type=POSITIVE_INT, metavar="N",
+                   help="torch CPU threads (default: OMP_NUM_THREADS if set, else 1 for the tiny preset and "
+                        "one per physical core otherwise; see mcihn.utils.default_threads)")
+
+
+def _threads_preset(a) -> str | None:
+    """The preset a command will run, as far as the command line says (None: large models or unknown)."""
+    if a.command in ("train", "experiment", "tune"):
+        return a.preset or ("paper" if a.data else "tiny")
+    if a.command == "bench":
+        return a.preset
+    return None
+
+
+def apply_threads(a) -> int | None:
+    """Set torch's CPU threads for command ``a`` (``--threads`` or the default); None if it has no such flag."""
+    if not hasattr(a, "threads"):
+        return None
+    from .utils import set_threads
+    a.threads = set_threads(a.threads, preset=_threads_preset(a))
+    return a.threads
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train MCIHN (or a baseline) over several seeds and write DIR/results.json")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES,
@@ -101,8 +126,11 @@ def _add_train(sub):
     p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training steps (for CUDA; on the CPU it does not pay, see README_speed.md)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder")
 
 
@@ -135,9 +163,11 @@ def cmd_train(a) -> int:
     cfg = _train_config(a, preset)
     print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
           f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
+    if device.type == "cpu" and getattr(a, "threads", None) is not None:
+        print(f"torch CPU threads: {a.threads} (--threads N to change)")
     seeds = a.seeds or list(DEFAULT_SEEDS)
     res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
-                         progress=not a.quiet)
+                         progress=not a.quiet, compile=a.compile)
     rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
     rows[f"{cfg.variant} mean"] = res["mean"]
     print(f"\nTest metrics ({data.dataset}{', SYNTHETIC data' if data.synthetic else ''}; "
@@ -228,6 +258,7 @@ def _add_experiment(sub):
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted table run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder (one sub-folder per model)")
 
 
@@ -269,6 +300,7 @@ def _add_tune(sub):
     p.add_argument("--study-name", help="default: MODEL-PRESET")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder: study.db, trials.csv, best.json")
 
 
@@ -306,6 +338,7 @@ def _add_robustness(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of the random missing steps")
     p.add_argument("--metric", default="MAE", help="metric plotted (any key of the metrics, default MAE)")
     p.add_argument("--device", default="cpu")
+    add_threads_arg(p)
     p.add_argument("--out", required=True, help="output folder")
 
 
@@ -350,7 +383,7 @@ def cmd_bench(a) -> int:
             atomic_write_json(a.out, res)
         return 0
     res = run_bench(preset=a.preset, device=a.device, batch_size=a.batch_size, steps=a.steps,
-                    amp=a.amp, threads=a.threads, mmd_samples=a.mmd_samples)
+                    amp=a.amp, threads=a.threads, mmd_samples=a.mmd_samples, compile=a.compile)
     if a.out:
         from .utils import atomic_write_json
         atomic_write_json(a.out, res)
@@ -400,6 +433,7 @@ def _add_extract(sub):
     p.add_argument("--cache-dir", help="per-clip cache for resuming (default OUT.cache)")
     p.add_argument("--keep-cache", action="store_true", help="keep the per-clip cache after success")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_arg(p)
 
 
 def cmd_extract(a) -> int:
@@ -441,6 +475,7 @@ def _add_predict(sub):
     p.add_argument("--audio-model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_threads_arg(p)
 
 
 def cmd_predict(a) -> int:
@@ -470,14 +505,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split to score (default test)")
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: the checkpoint's)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, auto")
+    add_threads_arg(p)
     p.add_argument("--out", help="metrics JSON (default: next to the checkpoint)")
     p = sub.add_parser("bench", help="training throughput, peak memory and model-FLOP utilisation")
     p.add_argument("--preset", default="paper", choices=["paper", "tiny"])
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=32)
     p.add_argument("--steps", type=POSITIVE_INT, default=10, help="timed training steps (after warm-up)")
-    p.add_argument("--threads", type=POSITIVE_INT, help="torch CPU threads (default: torch's choice)")
+    add_threads_arg(p)
     p.add_argument("--amp", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (compilation timed apart)")
     p.add_argument("--mmd-samples", default="pooled", choices=["pooled", "tokens"])
     p.add_argument("--out", help="also write the figures as JSON")
     p.add_argument("--extract", action="store_true",
@@ -501,7 +538,7 @@ COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness, "tu
 
 def _on_interrupt(a) -> str:
     """What a Ctrl-C leaves behind, and how to go on (one line)."""
-    if a.command in ("train", "experiment"):
+    if a.command in ("train", "experiment", "tune"):
         return (f"finished epochs are saved under {a.out} (seed_*/last.pt); run the same command with --resume "
                 "to continue")
     if a.command == "extract":
@@ -522,6 +559,7 @@ def main(argv=None) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _print_warning
         try:
+            apply_threads(a)
             return COMMANDS[a.command](a)
         except NonFiniteLossError as e:
             print(f"training stopped: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Small shared helpers: seeding, device choice, atomic file writes, JSON without NaN."""
+"""Small shared helpers: seeding, device choice, CPU threads, atomic file writes, JSON without NaN."""
 from __future__ import annotations
 
 import io
@@ -39,6 +39,52 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 #: Name of the temporary file of an atomic write of NAME: ".NAME.<random>.tmp", in NAME's folder.
 TEMP_PREFIX, TEMP_SUFFIX = ".{name}.", ".tmp"
+
+
+#: torch's own intra-op thread count when this module was imported (one per physical core, or OMP_NUM_THREADS).
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; cgroup CPU quotas are not read)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads(preset: str | None = None) -> int:
+    """The torch thread count ``--threads`` defaults to (measured, see README_speed.md):
+
+    * ``preset="tiny"``: 1. Its matrices are a few dozen wide: a second thread made an epoch twice
+      as slow on a 2-core machine, and next to another busy process every extra thread costs more.
+    * otherwise (paper preset, extraction, evaluation of a checkpoint): torch's own default, one
+      thread per physical core (capped by the cores this process may use). With OpenMP's passive
+      wait policy (set on import, see ``set_threads``) the paper preset was faster with 2 threads
+      than with 1 on a 2-core machine, also next to a busy process.
+    """
+    if preset == "tiny":
+        return 1
+    return max(1, min(TORCH_DEFAULT_THREADS, usable_cores()))
+
+
+def set_threads(threads: int | None = None, preset: str | None = None) -> int:
+    """Set torch's intra-op CPU threads: ``threads`` when given (``--threads N``), else the
+    ``OMP_NUM_THREADS`` environment variable when set, else :func:`default_threads` of ``preset``.
+    Returns the number set. Every command that trains or extracts calls this once, before any work.
+
+    OpenMP's wait policy is a separate matter: ``mcihn/__init__.py`` sets ``OMP_WAIT_POLICY=PASSIVE``
+    (unless already set) before torch is imported, so threads waiting for work sleep instead of
+    spinning on cores another process needs.
+    """
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "").strip()
+        threads = int(env) if env.isdigit() and int(env) > 0 else default_threads(preset)
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    return threads
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

@@ -18,7 +18,10 @@ attend to the source beta's steps:
    output give the score.
 
 With three modalities there are six crossmodal transformers (L<-A, L<-V, A<-L, A<-V, V<-L, V<-A)
-and three self-attention transformers. All attention weights are returned for plots.
+and three self-attention transformers. The attention weights are returned for plots in eval mode
+(or inside ``mcihn.model.attention_weights(True)``); in training mode the attention runs fused
+(``nn.MultiheadAttention`` with ``need_weights=False`` calls ``scaled_dot_product_attention``) and
+``attention`` is empty.
 
 Departures: the paper ignores padding (its features are zero-padded); here padded source steps
 are masked out of every attention, and "the last time step" is each sequence's last *real* step
@@ -36,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from ..modalities import LETTER
+from ..model.attention import deterministic_backend, want_weights
 from .common import BaselineConfig, BaselineModel, BaselineOutput, last_valid
 
 
@@ -93,10 +97,12 @@ class CrossmodalLayer(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, z: torch.Tensor, src: torch.Tensor, src_pad: torch.Tensor | None):
-        """z (B, T_a, d), src (B, T_b, d), src_pad (B, T_b) True = padding -> ((B, T_a, d), (B, h, T_a, T_b))."""
-        kv = self.ln_kv(src)
-        a, w = self.attn(self.ln_q(z), kv, kv, key_padding_mask=src_pad, need_weights=True,
-                         average_attn_weights=False)  # (B, T_a, d), (B, h, T_a, T_b)
+        """z (B, T_a, d), src (B, T_b, d), src_pad (B, T_b) True = padding -> ((B, T_a, d), (B, h, T_a, T_b) or
+        None when the fused path runs, see ``mcihn.model.attention``)."""
+        kv, q = self.ln_kv(src), self.ln_q(z)
+        with deterministic_backend(q, kv):  # CUDA: a deterministic kernel while deterministic algorithms are on
+            a, w = self.attn(q, kv, kv, key_padding_mask=src_pad, need_weights=want_weights(self),
+                             average_attn_weights=False)  # (B, T_a, d), (B, h, T_a, T_b)
         z = z + self.drop(a)
         z = z + self.drop(self.ff(self.ln_ff(z)))  # position-wise feed-forward
         return z, w
@@ -176,10 +182,12 @@ class MulT(BaselineModel):
                 name = self.pair_name(a, b)
                 z, w = self.cross[name](z0[a], z0[b], pads[b])  # step 2: (B, T_a, d)
                 streams.append(z)
-                attention[name] = w[-1]
+                if w[-1] is not None:
+                    attention[name] = w[-1]
             h = torch.cat(streams, dim=-1)  # (B, T_a, (M-1) d)
             h, w = self.memory[a](h, h, pads[a], self_attention=True)  # step 3: (B, T_a, (M-1) d)
-            attention[LETTER[a]] = w[-1]
+            if w[-1] is not None:
+                attention[LETTER[a]] = w[-1]
             summaries[a] = last_valid(h, masks[a])  # (B, (M-1) d)
         fused = torch.cat([summaries[m] for m in self.modalities], dim=-1)  # (B, M (M-1) d)
         h = self.proj2(self.out_drop(torch.relu(self.proj1(fused)))) + fused  # step 4: residual block

@@ -5,11 +5,13 @@
     cgmm.py     Sec. 3.4, Eq. 6-11: the cross-modal gate
     mmd.py      Sec. 3.4, Eq. 12-14: the feature-adaptive MMD loss L_Adp
     ffm.py      Sec. 3.5, Eq. 15-17: the multi-head fusion and the regression head
+    attention.py  scaled dot-product attention, fused or with its weights (``attention_weights``)
     mcihn.py    Fig. 1(a): the wiring, Eq. 18-19, and the training phases of Algorithm 1
 
 Nothing here imports training, data or notebook code.
 """
+from .attention import attention_weights
 from .config import MCIHNConfig
 from .mcihn import MCIHN, MCIHNOutput, main_loss
 
-__all__ = ["MCIHN", "MCIHNConfig", "MCIHNOutput", "main_loss"]
+__all__ = ["attention_weights", "MCIHN", "MCIHNConfig", "MCIHNOutput", "main_loss"]

@@ -25,13 +25,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .attention import attend
+
 
 class QueryResampler(nn.Module):
     """Resample a sequence in time with learned queries (single-head cross-attention).
 
     ``x`` (B, T_in, d) with ``mask`` (B, T_in) bool (True = valid) -> (B, T_out, d).
     Each of the T_out output steps is a softmax-weighted average of the valid input
-    steps; the weights are returned for inspection, (B, T_out, T_in).
+    steps. With ``need_weights=True`` (the default) the attention is written out and its weights
+    are returned for inspection, (B, T_out, T_in); with ``False`` it runs fused
+    (``scaled_dot_product_attention``) and the weights are ``None``. The encoder and decoder, which
+    discard the weights, always ask for the fused path.
     """
 
     def __init__(self, t_out: int, d: int):
@@ -41,15 +46,15 @@ class QueryResampler(nn.Module):
         self.value = nn.Linear(d, d)
         self.scale = 1.0 / math.sqrt(d)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = True):
         k, v = self.key(x), self.value(x)  # (B, T_in, d)
-        scores = torch.einsum("od,btd->bot", self.queries, k) * self.scale  # (B, T_out, T_in)
+        q = self.queries.to(k.dtype).expand(x.shape[0], -1, -1)  # (B, T_out, d)
+        attn_mask = None
         if mask is not None:
             # An all-padding sequence (length 0) would give NaN: let it attend everywhere instead.
             safe = mask | ~mask.any(dim=1, keepdim=True)  # (B, T_in)
-            scores = scores.masked_fill(~safe[:, None, :], float("-inf"))
-        weights = scores.softmax(dim=-1)  # (B, T_out, T_in)
-        return weights @ v, weights  # (B, T_out, d)
+            attn_mask = safe[:, None, :]  # (B, 1, T_in), True = attend
+        return attend(q, k, v, attn_mask, scale=self.scale, need_weights=need_weights)  # (B, T_out, d), weights
 
 
 class Encoder(nn.Module):
@@ -71,7 +76,7 @@ class Encoder(nn.Module):
             h = h * mask[..., None]  # zero the padding so the convolution does not see it
         h = h + F.gelu(self.conv(h.transpose(1, 2)).transpose(1, 2))  # (B, d, T_m) -> (B, T_m, d)
         h = self.norm(h)
-        s, _ = self.resample(h, mask)  # (B, L, d)
+        s, _ = self.resample(h, mask, need_weights=False)  # (B, L, d)
         return self.out(s)  # no squashing: the discriminator shapes S towards N(0, I)
 
 
@@ -85,7 +90,7 @@ class Decoder(nn.Module):
         self.out = nn.Linear(latent_dim, d_out)  # width d -> D_m
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
-        h, _ = self.resample(s)  # (B, T_m, d)
+        h, _ = self.resample(s, need_weights=False)  # (B, T_m, d)
         return self.out(F.gelu(self.hidden(h)))  # (B, T_m, D_m)
 
 

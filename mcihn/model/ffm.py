@@ -14,6 +14,9 @@ per-head scale sqrt(d/h). Eq. 17 prints a Softmax over the single regression
 output, which would always be 1: it is dropped (the loss, Eq. 18, is an MAE).
 With two modalities the single pair F^{mn} is both query and key source; with one
 modality, the attention is self-attention on S^m.
+
+The attention runs fused (``scaled_dot_product_attention``) in training mode and written out, with
+its weights returned, in eval mode or inside ``mcihn.model.attention_weights(True)`` (attention.py).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from ..modalities import LETTER, others_of, pair_key, paper_order
+from .attention import attend, want_weights
 
 
 class FusionAttention(nn.Module):
@@ -39,12 +43,18 @@ class FusionAttention(nn.Module):
         B, L, _ = x.shape
         return x.view(B, L, self.h, self.dk).transpose(1, 2)  # (B, L, d) -> (B, h, L, d/h)
 
-    def forward(self, q_src, k_src, v_src):
-        """q_src, k_src, v_src (B, L, d) -> (output (B, L, d), weights (B, h, L, L))."""
+    def forward(self, q_src, k_src, v_src, need_weights: bool | None = None):
+        """q_src, k_src, v_src (B, L, d) -> (output (B, L, d), weights (B, h, L, L) or None).
+
+        ``need_weights=None``: as :func:`mcihn.model.attention.want_weights` decides (weights in eval mode).
+        Dropout (``self.drop.p``) acts on the weights in training mode, on either path.
+        """
+        if need_weights is None:
+            need_weights = want_weights(self)
         q, k, v = self.split_heads(self.q(q_src)), self.split_heads(self.k(k_src)), self.split_heads(self.v(v_src))
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.dk)  # Eq. 15, (B, h, L, L)
-        weights = scores.softmax(dim=-1)
-        heads = self.drop(weights) @ v  # (B, h, L, d/h)
+        # Eq. 15: softmax(Q K^T / sqrt(d/h)) V per head, (B, h, L, d/h)
+        heads, weights = attend(q, k, v, dropout_p=self.drop.p if self.training else 0.0,
+                                scale=1.0 / math.sqrt(self.dk), need_weights=need_weights)
         B, h, L, dk = heads.shape
         concat = heads.transpose(1, 2).reshape(B, L, h * dk)  # Concat(head_1..h): (B, L, d)
         return self.o(concat), weights  # Eq. 16
@@ -73,14 +83,17 @@ class FeatureFusion(nn.Module):
     def forward(self, S: dict, F: dict):
         """S: modality -> (B, L, d); F: pair -> (B, L, d).
 
-        Returns (prediction (B,), fused {"v-ta": (B, L, d), ...}, attention {"v-ta": (B, h, L, L), ...}).
+        Returns (prediction (B,), fused {"v-ta": (B, L, d), ...}, attention {"v-ta": (B, h, L, L), ...});
+        the attention dict is empty when the fused path ran (training mode, see attention.py).
         """
         fused, weights = {}, {}
         for m in self.modalities:
             q_src, k_src = self.sources(m, S, F)
             others = "".join(LETTER[o] for o in others_of(m, self.modalities))
             name = f"{LETTER[m]}-{others}" if others else LETTER[m]
-            fused[name], weights[name] = self.attn[m](q_src, k_src, S[m])  # Eq. 15-16
+            fused[name], w = self.attn[m](q_src, k_src, S[m])  # Eq. 15-16
+            if w is not None:
+                weights[name] = w
         total = sum(fused.values())  # Add(F^{v-ta}, F^{t-va}, F^{a-vt}), (B, L, d)
         pooled = self.drop(total.mean(dim=1))  # (B, d)
         return self.head(pooled).squeeze(-1), fused, weights  # Eq. 17 without the Softmax, (B,)

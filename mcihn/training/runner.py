@@ -83,9 +83,24 @@ def prepare(data: MultimodalData, cfg) -> tuple[MultimodalData, Normalizer]:
     return normalize(data, [m for m in cfg.modalities if not (own_text and m == "text")] or [])
 
 
+def compile_phases(trainer: Trainer) -> Trainer:
+    """``torch.compile`` each training phase's loss function (forward; AOTAutograd derives the backward).
+
+    Model-agnostic: it wraps ``phase.loss`` of ``trainer.phases`` and leaves the model's modules, their
+    state dict and the checkpoints unchanged. Meant for CUDA (see README_speed.md: on the CPU the tiny
+    and paper presets do not gain); needs a C++ compiler on the CPU, Triton on CUDA. Evaluation stays eager.
+    """
+    import dataclasses
+
+    import torch
+
+    trainer.phases = [dataclasses.replace(p, loss=torch.compile(p.loss)) for p in trainer.phases]
+    return trainer
+
+
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True) -> dict:
+             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True, compile: bool = False) -> dict:
     """Train and evaluate one seed.
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
@@ -93,7 +108,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
     normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
     :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
-    have none.
+    have none. ``compile``: :func:`compile_phases`.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -110,6 +125,8 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
         return finished
     set_seed(seed)
     trainer = Trainer(cfg, input_dims(normed, cfg), device=device, amp=amp, seed=seed)
+    if compile:
+        compile_phases(trainer)
     extra = {"seed": seed, "dataset": data.dataset, "data_source": data.source, "synthetic": bool(data.synthetic),
              "normalizer": normalizer.state_dict()}
     if isinstance(trainer.model, WithTextEncoder):  # rebuilt from this without the original folder
@@ -223,7 +240,8 @@ def summarize(per_seed: list, split: str = "test") -> tuple[dict, dict]:
 
 
 def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, out_dir=None, device="auto",
-                   amp: bool = False, resume: bool = False, progress: bool = True, log=print) -> dict:
+                   amp: bool = False, resume: bool = False, progress: bool = True, log=print,
+                   compile: bool = False) -> dict:
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
     prepared = prepare(data, cfg)  # checked inputs and train-split statistics, the same for every seed
@@ -233,7 +251,7 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
         r = run_seed(data, cfg, seed, out_dir / f"seed_{seed}" if out_dir else None, device=device, amp=amp,
-                     resume=resume, progress=progress, log=log, prepared=prepared)
+                     resume=resume, progress=progress, log=log, prepared=prepared, compile=compile)
         per_seed.append(r)
     mean, std = summarize(per_seed)
     results = {
