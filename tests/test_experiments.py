@@ -55,6 +55,9 @@ def test_every_row_is_trained_and_written(tables, name, labels):
     assert table.synthetic and table.dataset == "mosi" and table.preset == "tiny" and table.seeds == [1, 2]
     md = (d / f"{name}.md").read_text()
     assert md == table.to_markdown() and "SYNTHETIC" in md.splitlines()[0]
+    refs = {r["label"].split(" (")[0]: r["mean"]["MAE"] for r in table.references}  # floors on the same data
+    assert set(refs) == {"mean predictor", "ridge on pooled features"} and refs["ridge on pooled features"] < refs["mean predictor"]
+    assert "| mean predictor |" in md and "reference, same data" in md
     for label in labels:
         assert re.search(rf"^\| {re.escape(label)} \| .* \| this run, 2 seed\(s\) \|", md, flags=re.M), label
     lines = list(csv.DictReader(io.StringIO((d / f"{name}.csv").read_text())))

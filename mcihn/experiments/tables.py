@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data import MultimodalData, load_mmsa
-from ..metrics import LOWER_IS_BETTER, display_digits, display_scale, is_defined
+from ..metrics import LOWER_IS_BETTER, display_digits, display_scale, format_metric, is_defined
+from .reference import mean_reference, ridge_reference
 from ..paper import DATASET_NAME, PUBLISHED_SOURCE, TABLE_ROWS, columns, comparable_with, published_rows
 from ..training.registry import make_config
 from ..training.runner import DEFAULT_SEEDS, run_experiment
@@ -84,6 +85,7 @@ class ExperimentTable:
     preset: str
     rows: list = field(default_factory=list)       # {"label", "model", "variant", "mean", "std", "per_seed", ...}
     published: list = field(default_factory=list)  # {"label", "values": {column title: value}}
+    references: list = field(default_factory=list)  # {"label", "mean": metrics}: mean predictor, ridge (same data)
     files: dict = field(default_factory=dict)      # "md" / "csv" / "json" -> path, when written
 
     @property
@@ -150,6 +152,9 @@ class ExperimentTable:
                 cells.append(f"**{text}**" if r["label"] in best.get(title, ()) else text)
             lines.append(f"| {r['label']} | " + " | ".join(cells)
                          + f" | this run, {len(r['per_seed'])} seed(s) | {format_seconds(r['train_time_s'])} |")
+        for ref in self.references:  # floors on the same data and splits, not bolded
+            cells = [format_metric(k, ref["mean"].get(k)) for _, k in self.columns]
+            lines.append(f"| {ref['label']} | " + " | ".join(cells) + " | reference, same data | - |")
         for p in self.published:
             cells = [f"{p['values'][t]:.{display_digits(k)}f}" if p["values"].get(t) is not None else "-"
                      for t, k in self.columns]
@@ -185,7 +190,8 @@ class ExperimentTable:
         return jsonable({"name": self.name, "dataset": self.dataset, "data_source": self.data_source,
                          "synthetic": self.synthetic, "seeds": list(self.seeds), "preset": self.preset,
                          "columns": [list(c) for c in self.columns], "rows": self.rows,
-                         "published": self.published, "best": self.best(), "caption": self.caption()})
+                         "published": self.published, "references": self.references, "best": self.best(),
+                         "caption": self.caption()})
 
     def write(self, out_dir) -> dict:
         """Write DIR/<name>.md, .csv and .json atomically; returns their paths."""
@@ -220,7 +226,8 @@ def resolve_data(data=None, dataset: str | None = None) -> MultimodalData:
 def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT_SEEDS, out_dir=None,
               preset: str | None = None, epochs: int | None = None, overrides: dict | None = None, models=None,
               device="auto", amp: bool = False,
-              resume: bool = False, published: bool = True, progress: bool = False, log=print) -> ExperimentTable:
+              resume: bool = False, published: bool = True, references: bool = True, progress: bool = False,
+              log=print) -> ExperimentTable:
     """Train every row of table ``name`` ("table2" or "table3") over ``seeds`` and return the table.
 
     data: None (embedded synthetic data), a pickle path, or a MultimodalData. preset: "paper" or
@@ -229,6 +236,7 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
     out_dir: where the rows' runs and the table files go (None: train in memory, write nothing).
     resume: continue an interrupted run in out_dir; without it, a folder that already holds a run
     of one of the rows is refused. published: add the paper's rows (on real MOSI / SIMS only: next to other data they mean nothing).
+    references: add the mean predictor and a ridge regression on pooled features (same data and splits).
     """
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; choose from {sorted(TABLES)}")
@@ -270,6 +278,11 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
         })
     if published and comparable_with(data.dataset, data.synthetic):
         table.published = published_rows(name, data.dataset)
+    if references:  # the floors any row must beat, on the same splits (ridge's alpha chosen on validation)
+        ridge = ridge_reference(data, "".join(m[0] for m in data.dims))
+        table.references = [{"label": "mean predictor", "mean": mean_reference(data)["test"]},
+                            {"label": f"ridge on pooled features (alpha {ridge['alpha']:.3g} on valid)",
+                             "mean": ridge["test"]}]
     if out_dir is not None:
         table.write(out_dir)
     return table
