@@ -82,6 +82,17 @@ def apply_threads(a) -> int | None:
     return a.threads
 
 
+def _add_run_args(p, resume: str, out: str) -> None:
+    """The options every command that trains over seeds shares (train, experiment)."""
+    p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
+    p.add_argument("--resume", action="store_true", help=resume)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_arg(p)
+    p.add_argument("--out", required=True, help=out)
+
+
 def _add_train(sub):
     p = sub.add_parser("train", help="train MCIHN (or a baseline) over several seeds and write DIR/results.json")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES,
@@ -105,7 +116,8 @@ def _add_train(sub):
     p.add_argument("--schedule", choices=["joint", "phases"],
                    help="Algorithm 1 per batch: joint (default: a discriminator step, then one Adam on L_Mul + lambda "
                         "L_Adp + w_rec L_AE + w_adv L_gen) or phases (four optimisers, one per phase)")
-    p.add_argument("--adv-weight", type=NON_NEGATIVE, help="w_adv, weight of the generator loss (Eq. 5); default 0.1")
+    p.add_argument("--adv-weight", type=NON_NEGATIVE, help="w_adv, weight of the generator loss (Eq. 5); default 0 (off: every positive weight lost on "
+                        "validation, see the README); 0.1 is the best positive weight we measured")
     p.add_argument("--rec-weight", type=NON_NEGATIVE,
                    help="w_rec, weight of the reconstruction loss (Eq. 4) in the joint schedule; default 0.1")
     p.add_argument("--disc-samples", choices=["tokens", "pooled", "flat"],
@@ -123,15 +135,9 @@ def _add_train(sub):
     p.add_argument("--text-lr", type=POSITIVE, help="learning rate of the text encoder (default 2e-5, the paper's)")
     p.add_argument("--params", metavar="BEST_JSON",
                    help="settings chosen by `tune` (its DIR/best.json); flags given here override them")
-    p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the training steps (for CUDA; on the CPU it does not pay, see README_speed.md)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_threads_arg(p)
-    p.add_argument("--out", required=True, help="output folder")
+                   help="torch.compile the training steps (for CUDA; on the CPU it does not pay, see the README)")
+    _add_run_args(p, resume="continue an interrupted run in --out", out="output folder")
 
 
 def cmd_train(a) -> int:
@@ -253,13 +259,7 @@ def _add_experiment(sub):
     p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs of every model (quick runs)")
     p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult selfmm emt cmhfm mcihn / "
                                                "mcihn-vt mcihn-va mcihn-ta mcihn-1 mcihn-2 mcihn)")
-    p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted table run in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_threads_arg(p)
-    p.add_argument("--out", required=True, help="output folder (one sub-folder per model)")
+    _add_run_args(p, resume="continue an interrupted table run in --out", out="output folder (one sub-folder per model)")
 
 
 def cmd_experiment(a) -> int:

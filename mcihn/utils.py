@@ -54,7 +54,7 @@ def usable_cores() -> int:
 
 
 def default_threads(preset: str | None = None) -> int:
-    """The torch thread count ``--threads`` defaults to (measured, see README_speed.md):
+    """The torch thread count ``--threads`` defaults to (measured, see the README, "Speed"):
 
     * ``preset="tiny"``: 1. Its matrices are a few dozen wide: a second thread made an epoch twice
       as slow on a 2-core machine, and next to another busy process every extra thread costs more.

@@ -51,7 +51,10 @@ class MCIHNConfig:
             "phases": four Adam optimisers, one per phase (rec, disc, gen, main) - Adam then makes
             every phase's step about lr long whatever its weight. See ``MCIHN.training_phases``.
         rec_weight (w_rec), adv_weight (w_adv): weights of L_AE (Eq. 4) and of the generator loss
-            (Eq. 5) in the joint objective; a weight of 0 trains exactly as without that term.
+            (Eq. 5) in the joint objective; a weight of 0 trains exactly as without that term. The
+            defaults (w_rec 0.1, w_adv 0: the adversarial term off) were chosen on validation MAE, where
+            every positive w_adv tried lost (README, "Where the defaults come from"); w_adv = 0.1 was the
+            best positive weight.
         adv_lr_scale: learning-rate factor of the discriminator (and, with "phases", generator) step.
     Text encoder (Sec. 4.3)
         text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
@@ -75,7 +78,7 @@ class MCIHNConfig:
     batch_size: int = 32
     epochs: int = 40
     patience: int = 8
-    adv_weight: float = 0.1
+    adv_weight: float = 0.0
     adv_lr_scale: float = 1.0
     rec_weight: float = 0.1
     schedule: str = "joint"

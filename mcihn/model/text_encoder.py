@@ -51,7 +51,8 @@ def load_pretrained(name_or_path: str, what: str = "model"):
     cls = {"model": AutoModel, "tokenizer": AutoTokenizer, "config": AutoConfig}[what]
     path = os.path.expanduser(name_or_path)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
+    hf_logging.set_verbosity_error()  # loading reports and progress bars are noise here; errors still show
+    hf_logging.disable_progress_bar()
     try:
         return from_pretrained(cls, path)
     except Exception as e:  # OSError (not found), ValueError (not a model folder), network errors
@@ -62,6 +63,7 @@ def load_pretrained(name_or_path: str, what: str = "model"):
             "files in the Hugging Face cache (offline: HF_HUB_OFFLINE=1 and a cached download)") from e
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
 
 
 def encoder_vocab_size(name_or_path: str) -> int:

@@ -87,7 +87,7 @@ def compile_phases(trainer: Trainer) -> Trainer:
     """``torch.compile`` each training phase's loss function (forward; AOTAutograd derives the backward).
 
     Model-agnostic: it wraps ``phase.loss`` of ``trainer.phases`` and leaves the model's modules, their
-    state dict and the checkpoints unchanged. Meant for CUDA (see README_speed.md: on the CPU the tiny
+    state dict and the checkpoints unchanged. Meant for CUDA (see the README, "Speed": on the CPU the tiny
     and paper presets do not gain); needs a C++ compiler on the CPU, Triton on CUDA. Evaluation stays eager.
     """
     import dataclasses
