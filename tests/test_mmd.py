@@ -163,16 +163,61 @@ def test_feature_adaptive_mmd_two_modalities_one_term():
     torch.testing.assert_close(total, mmd2(loss.xi(S["vision"].mean(1)), loss.xi(S["audio"].mean(1)), (1.0, 2.0)))
 
 
-def test_feature_adaptive_mmd_gradients_reach_xi_and_codes():
+@pytest.mark.parametrize("xi", ["linear", "orthogonal", "none"])
+def test_feature_adaptive_mmd_gradients_reach_xi_and_codes(xi):
+    """L_Adp's gradients reach the codes whatever xi is. A free (linear) xi gets a gradient too; an orthogonal
+    one does not, up to round-off: a rotation keeps every pairwise distance, so the MMD does not depend on it."""
     torch.manual_seed(0)
-    loss = FeatureAdaptiveMMD(("text", "audio", "vision"), d=4)
+    loss = FeatureAdaptiveMMD(("text", "audio", "vision"), d=4, xi=xi)
     S, F = _codes(("text", "audio", "vision"), B=6)
     for t in list(S.values()) + list(F.values()):
         t.requires_grad_()
     loss(S, F)[0].backward()
-    assert loss.xi.weight.grad.abs().max() > 0
+    codes = max(float(t.grad.abs().max()) for t in list(S.values()) + list(F.values()))
     for t in list(S.values()) + list(F.values()):
         assert t.grad is not None and t.grad.abs().max() > 0
+    params = dict(loss.xi.named_parameters())
+    if xi == "linear":
+        assert set(params) == {"weight", "bias"}
+        assert loss.xi.weight.grad.abs().max() > 1e-2 * codes
+        assert loss.xi.bias.grad.abs().max() <= 1e-4 * codes  # still invariant to a shift
+    elif xi == "orthogonal":
+        assert set(params) == {"bias", "parametrizations.weight.original"}
+        w = loss.xi.weight.detach()
+        torch.testing.assert_close(w @ w.T, torch.eye(4), atol=1e-5, rtol=0)
+        for name, p in params.items():
+            assert p.grad is not None and p.grad.abs().max() <= 1e-4 * codes, name
+    else:
+        assert params == {}
+
+
+def test_orthogonal_and_no_xi_give_the_same_mmd_values():
+    """make_xi: an orthogonal xi (a rotation and a shift) leaves L_Adp as it is without xi."""
+    S, F = _codes(("text", "audio", "vision"), B=6)
+    torch.manual_seed(1)
+    rotated = FeatureAdaptiveMMD(("text", "audio", "vision"), d=4, xi="orthogonal")
+    with torch.no_grad():
+        rotated.xi.bias.normal_()
+    plain = FeatureAdaptiveMMD(("text", "audio", "vision"), d=4, xi="none")
+    linear = FeatureAdaptiveMMD(("text", "audio", "vision"), d=4, xi="linear")
+    with torch.no_grad():
+        (a, ta), (b, tb), (c, _) = rotated(S, F), plain(S, F), linear(S, F)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert ta.keys() == tb.keys() and a > 0
+    assert abs(float(c) - float(b)) > 1e-3  # a free layer does change it
+
+
+def test_effective_rank_and_make_xi():
+    from mcihn.model.mmd import effective_rank, make_xi
+    torch.manual_seed(0)
+    assert effective_rank(torch.eye(6)) == pytest.approx(6.0, rel=1e-6)
+    assert effective_rank(torch.linalg.qr(torch.randn(6, 6))[0]) == pytest.approx(6.0, rel=1e-5)
+    assert effective_rank(torch.randn(6, 1) @ torch.randn(1, 6)) == pytest.approx(1.0, rel=1e-4)
+    assert 1.0 < effective_rank(torch.diag(torch.tensor([1.0, 1.0, 1e-3, 1e-3]))) < 2.1
+    assert effective_rank(make_xi(6, "orthogonal").weight) == pytest.approx(6.0, rel=1e-5)
+    assert isinstance(make_xi(6, "none"), torch.nn.Identity)
+    with pytest.raises(ValueError, match="xi must be one of"):
+        make_xi(6, "diagonal")
 
 
 def test_pooled_mmd_loss_of_a_single_utterance_batch_is_zero():

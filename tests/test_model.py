@@ -226,8 +226,8 @@ def test_eq17_prediction_from_the_pooled_sum(full_out):
 
 # ----------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("kw", [{}, {"use_aae": False}, {"use_cgmm": False}, {"modalities": "ta"},
-                                {"modalities": "v"}, {"mmd_samples": "tokens"}],
-                         ids=["full", "no-aae", "no-cgmm", "ta", "v", "tokens"])
+                                {"modalities": "v"}, {"mmd_samples": "tokens"}, {"xi": "linear"}, {"xi": "none"}],
+                         ids=["full", "no-aae", "no-cgmm", "ta", "v", "tokens", "xi-linear", "xi-none"])
 def test_main_loss_reaches_exactly_the_main_parameters(kw, awkward_cfg):
     cfg = awkward_cfg(**kw)
     model = build(cfg, seed=6)
@@ -244,14 +244,69 @@ def test_main_loss_reaches_exactly_the_main_parameters(kw, awkward_cfg):
     for p in model.decoder_parameters() + model.discriminator_parameters():
         assert p.grad is None
     names = {id(p): n for n, p in model.named_parameters()}
+    # The MMD is translation invariant, so d L_Adp / d bias(xi) is 0 up to round-off; with an orthogonal xi
+    # it is invariant to xi's weight as well (checked below).
+    invariant = {"mmd.xi.bias"} if cfg.xi == "linear" else {n for n in names.values() if n.startswith("mmd.xi.")}
     for p in model.main_parameters():
         assert torch.isfinite(p.grad).all(), names[id(p)]
-        if names[id(p)] == "mmd.xi.bias":
-            continue  # MMD is translation invariant: d L_Adp / d bias(xi) is 0 up to round-off (checked below)
-        assert p.grad.abs().max() > 0, f"{names[id(p)]} gets an all-zero gradient"
-    if model.mmd is not None:
+        if names[id(p)] not in invariant:
+            assert p.grad.abs().max() > 0, f"{names[id(p)]} gets an all-zero gradient"
+    if model.mmd is None or cfg.xi == "none":
+        assert not any(n.startswith("mmd.") for n in names.values())
+    elif cfg.xi == "linear":
         xi = model.mmd.xi
         assert xi.bias.grad.abs().max() <= 1e-3 * xi.weight.grad.abs().max()
+    else:
+        assert invariant == {"mmd.xi.bias", "mmd.xi.parametrizations.weight.original"}
+        largest = max(p.grad.abs().max() for p in model.main_parameters() if names[id(p)] not in invariant)
+        for n, p in model.named_parameters():
+            if n in invariant:
+                assert p.grad.abs().max() <= 1e-4 * largest, n
+
+
+@pytest.mark.parametrize("kw", [{}, {"use_cgmm": False}, {"modalities": "ta"}, {"modalities": "v"},
+                                {"adv_weight": 0.0}, {"rec_weight": 0.0}, {"disc_samples": "flat"}],
+                         ids=["full", "no-cgmm", "ta", "v", "no-adv", "no-rec", "disc-flat"])
+def test_joint_loss_reaches_the_main_parameters_and_the_decoders(kw, awkward_cfg):
+    """Under schedule="joint" one optimiser takes L_Mul + lambda L_Adp + w_rec L_AE + w_adv L_gen over the
+    main parameters and the decoders; L_gen also leaves gradients on the discriminators, which that
+    optimiser does not hold (their own phase clears them before its step)."""
+    cfg = awkward_cfg(**{"mmd_weight": 0.7, "rec_weight": 0.3, "adv_weight": 0.2, **kw})
+    assert cfg.schedule == "joint"
+    model = build(cfg, seed=6)
+    model.train()
+    batch = make_batch(B=5, seed=7)
+    joint = model.training_phases()[-1]
+    assert joint.key == "main" and [p.key for p in model.training_phases()] == (["disc", "main"] if cfg.adv_weight
+                                                                                else ["main"])
+    ids = lambda params: {id(p) for p in params}  # noqa: E731
+    main, dec = ids(model.main_parameters()), ids(model.decoder_parameters())
+    disc = ids(model.discriminator_parameters())
+    assert ids(joint.params) == main | dec and len(joint.params) == len(main | dec)
+
+    torch.manual_seed(1)
+    total, logs = joint.loss(batch)
+    expected = logs["mul"] + cfg.mmd_weight * logs["adp"]
+    if cfg.rec_weight:
+        expected = expected + cfg.rec_weight * logs["rec"]
+    if cfg.adv_weight:
+        expected = expected + cfg.adv_weight * logs["gen"]
+    assert set(logs) == {"total", "mul", "adp"} | ({"rec"} if cfg.rec_weight else set()) | (
+        {"gen"} if cfg.adv_weight else set())
+    torch.testing.assert_close(total.detach(), expected)
+    torch.testing.assert_close(logs["total"], total.detach())
+    total.backward()
+    with_grad = {id(p) for p in model.parameters() if p.grad is not None}
+    # a term of weight 0 is not computed, so its modules get no gradient at all
+    assert with_grad == main | (dec if cfg.rec_weight else set()) | (disc if cfg.adv_weight else set())
+    names = {id(p): n for n, p in model.named_parameters()}
+    for p in model.decoder_parameters() if cfg.rec_weight else []:
+        assert p.grad.abs().max() > 0, names[id(p)]
+
+    # main_loss alone, on the same model, still reaches exactly the main parameters
+    model.zero_grad(set_to_none=True)
+    main_loss(model(batch), batch["label"], cfg.mmd_weight)[0].backward()
+    assert {id(p) for p in model.parameters() if p.grad is not None} == main
 
 
 def test_every_output_is_connected_to_the_codes_it_should_see(awkward_cfg, batch):
@@ -293,15 +348,38 @@ def test_eq5_adversarial_losses(awkward_cfg):
     torch.manual_seed(0)
     disc = build(awkward_cfg()).aae["text"].discriminator
     s = torch.randn(2, 6, 12, requires_grad=True)
-    loss = discriminator_loss(disc, s)
+    loss, acc = discriminator_loss(disc, s)
     loss.backward()
     assert s.grad is None  # codes are detached: only the discriminator learns here
     assert all(p.grad is not None for p in disc.parameters())
+    assert acc.requires_grad is False and 0 <= acc.item() <= 1
     with torch.no_grad():  # a constant discriminator (logit 0) scores log 2 on each side
         for p in disc.parameters():
             p.zero_()
-        assert discriminator_loss(disc, s).item() == pytest.approx(2 * math.log(2), rel=1e-6)
+        loss, _ = discriminator_loss(disc, s)
+        assert loss.item() == pytest.approx(2 * math.log(2), rel=1e-6)
         assert generator_loss(disc, s).item() == pytest.approx(math.log(2), rel=1e-6)
+        disc.net[-1].bias.fill_(1.0)  # says "prior" to everything: right on the prior half, wrong on the codes
+        assert discriminator_loss(disc, s)[1].item() == 0.5
+
+
+def test_eq5_discriminator_accuracy_by_hand_and_its_own_random_stream(awkward_cfg):
+    """The accuracy is the mean of the accuracies on the prior and on the code samples; the prior samples
+    come from the generator passed in, so the global stream is left where it was."""
+    from mcihn.model.aae import discriminator_loss
+    torch.manual_seed(0)
+    disc = build(awkward_cfg()).aae["text"].discriminator
+    s = 3.0 * torch.randn(4, 6, 12) + 1.0  # codes far from N(0, I)
+    state = torch.get_rng_state()
+    loss, acc = discriminator_loss(disc, s, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is untouched
+    again, acc2 = discriminator_loss(disc, s, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(loss, again) and torch.equal(acc, acc2)
+    real = torch.randn(24, 12, generator=torch.Generator().manual_seed(5))  # (B*L, d) prior samples, as drawn
+    by_hand = 0.5 * ((disc(real) > 0).float().mean() + (disc(s.reshape(-1, 12)) < 0).float().mean())
+    torch.testing.assert_close(acc, by_hand)
+    other = discriminator_loss(disc, s, generator=torch.Generator().manual_seed(6))[0]
+    assert not torch.equal(loss, other)
 
 
 # ----------------------------------------------------------------------------- ablations

@@ -5,6 +5,7 @@ every ablation switch, results.json, and early stopping on the validation MAE.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -51,50 +52,53 @@ def _names(model, params):
     return {n for n, p in model.named_parameters() if id(p) in ids}
 
 
-@pytest.mark.parametrize("kw", [{}, {"modalities": "va"}, {"mmd_samples": "tokens"}], ids=["full", "va", "tokens"])
+@pytest.mark.parametrize("kw", [{}, {"modalities": "va"}, {"mmd_samples": "tokens"}, {"adv_weight": 0.0},
+                                {"schedule": "phases"}, {"schedule": "phases", "modalities": "va"}],
+                         ids=["joint", "joint-va", "joint-tokens", "joint-no-adv", "phases", "phases-va"])
 def test_each_phase_updates_exactly_its_parameters(kw, awkward_cfg):
     torch.manual_seed(0)
-    cfg = awkward_cfg(lr=1e-2, **kw)
+    cfg = awkward_cfg(lr=1e-2, **{"adv_weight": 0.1, **kw})  # every phase on (the default adv_weight is 0)
     trainer = Trainer(cfg, AWKWARD_DIMS, seed=0)
     model = trainer.model
     model.train()
     batch = make_batch(B=5, seed=1)  # odd: an L1 gradient on a bias is a mean of signs, 0 for a tie
-    groups = {
-        "rec": _names(model, model.encoder_parameters() + model.decoder_parameters()),
-        "disc": _names(model, model.discriminator_parameters()),
-        "gen": _names(model, model.encoder_parameters()),
-        "main": _names(model, model.main_parameters()),
-    }
+    enc, dec = _names(model, model.encoder_parameters()), _names(model, model.decoder_parameters())
+    disc, main = _names(model, model.discriminator_parameters()), _names(model, model.main_parameters())
     all_names = {n for n, _ in model.named_parameters()}
     # the groups partition the model as the paper says: main = encoders + CGMM + xi + FFM
-    assert groups["main"] | groups["rec"] | groups["disc"] == all_names
-    assert groups["gen"] < groups["main"] and groups["gen"] < groups["rec"]
-    assert not groups["disc"] & (groups["main"] | groups["rec"])
-    assert not any(n.startswith(("cgmm.", "mmd.", "ffm.")) for n in groups["rec"] | groups["disc"])
-    assert {n for n in groups["main"] if n.startswith(("cgmm.", "mmd.", "ffm."))} == {
+    assert main | dec | disc == all_names and enc < main and not disc & (main | dec)
+    assert {n for n in main if n.startswith(("cgmm.", "mmd.", "ffm."))} == {
         n for n in all_names if n.startswith(("cgmm.", "mmd.", "ffm."))}
-
-    assert [phase.key for phase in trainer.phases] == ["rec", "disc", "gen", "main"]
+    if cfg.schedule == "phases":
+        groups = {"rec": enc | dec, "disc": disc, "gen": enc, "main": main}
+    elif cfg.adv_weight:  # one optimiser over everything the joint objective reaches; the discriminator has its own
+        groups = {"disc": disc, "main": main | dec}
+    else:  # no adversarial term: no discriminator phase
+        groups = {"main": main | dec}
+    assert [phase.key for phase in trainer.phases] == list(groups)
     for phase in trainer.phases:
         name = phase.key
         before = {n: p.detach().clone() for n, p in model.named_parameters()}
         result = trainer.run_phase(phase, batch)
         changed = _changed(model, before)
-        # d L_Adp / d bias(xi) is 0 up to round-off (the MMD is translation invariant), so whether Adam moves
-        # that one bias depends on round-off: do not require it.
-        expected = groups[name] - {"mmd.xi.bias"}
+        # d L_Adp / d xi is 0 up to round-off (the MMD is invariant to an orthogonal xi and to shifts), so
+        # whether Adam moves xi depends on round-off: do not require it.
+        expected = {n for n in groups[name] if not n.startswith("mmd.xi.")}
         assert expected <= changed <= groups[name], (name, sorted(changed ^ groups[name]))
         assert all(math.isfinite(float(v)) for v in result.values())
 
 
-def test_train_batch_runs_the_phases_in_algorithm_1_order(awkward_cfg):
-    trainer = Trainer(awkward_cfg(), AWKWARD_DIMS)
+@pytest.mark.parametrize("schedule, adv_weight, order", [
+    ("joint", 0.1, ["disc", "main"]), ("joint", 0.0, ["main"]), ("phases", 0.1, ["rec", "disc", "gen", "main"])])
+def test_train_batch_runs_the_phases_in_algorithm_1_order(schedule, adv_weight, order, awkward_cfg):
+    trainer = Trainer(awkward_cfg(schedule=schedule, adv_weight=adv_weight), AWKWARD_DIMS)
     calls = []
     real = trainer.run_phase
     trainer.run_phase = lambda phase, *a, **k: calls.append(phase.key) or real(phase, *a, **k)
     logs = trainer.train_batch(make_batch(B=4, seed=2))
-    assert calls == ["rec", "disc", "gen", "main"]
-    assert set(logs) == {"rec", "disc", "gen", "total", "mul", "adp"}
+    assert calls == order
+    adversarial = {"disc", "disc_acc", "gen"} if adv_weight else set()
+    assert set(logs) == {"rec", "total", "mul", "adp"} | adversarial
 
 
 def test_mcihn1_trains_with_the_main_phase_only(awkward_cfg):
@@ -127,7 +131,7 @@ def test_same_seed_same_results_different_seed_different(small_data, small_cfg, 
 def reference_run(tmp_path_factory, small_data):
     """An uninterrupted 4-epoch run of seed 7 into dir A."""
     cfg = MCIHNConfig.tiny(latent_len=4, latent_dim=16, heads=2, disc_hidden=16, batch_size=32, epochs=4,
-                           patience=10)
+                           patience=10, adv_weight=0.1)  # the adversary on: its prior stream must resume too
     out = tmp_path_factory.mktemp("A")
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -192,21 +196,24 @@ def test_resume_after_an_interruption_equals_one_long_run(reference_run, small_d
     _assert_same_run(A, B, resA, resB)
 
 
-def test_resume_keeps_the_early_stopping_state(small_data, small_cfg, tmp_path, quiet):
+@pytest.mark.parametrize("schedule", ["joint", "phases"])
+def test_resume_keeps_the_early_stopping_state(schedule, small_data, small_cfg, tmp_path, quiet):
     """Interrupted after an epoch without progress: the resumed run must stop where the uninterrupted one did."""
-    cfg = small_cfg(**EARLY)
+    cfg = small_cfg(**EARLY, schedule=schedule)
     ref = run_seed(small_data, cfg, 1, out_dir=tmp_path / "A", device="cpu", **quiet)
-    assert (ref["best_epoch"], ref["epochs_run"]) == (2, 4)  # epochs 3 and 4 bring no progress
+    stop, best = ref["epochs_run"], ref["best_epoch"]
+    assert stop < cfg.epochs and stop - best == cfg.patience == 2  # it stops early, `patience` epochs after its best
 
-    def die_at_epoch_4(msg, *a, **k):
-        if re.match(r"epoch\s+4\b", msg):
+    def die_at_the_last_epoch(msg, *a, **k):
+        if re.match(rf"epoch\s+{stop}\b", msg):  # trained, not yet checkpointed: last.pt is epoch stop - 1
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_seed(small_data, cfg, 1, out_dir=tmp_path / "B", device="cpu", progress=False, log=die_at_epoch_4)
-    assert load_checkpoint_file(tmp_path / "B" / "last.pt")["bad_epochs"] == 1
+        run_seed(small_data, cfg, 1, out_dir=tmp_path / "B", device="cpu", progress=False, log=die_at_the_last_epoch)
+    ck = load_checkpoint_file(tmp_path / "B" / "last.pt")
+    assert (ck["epoch"], ck["bad_epochs"]) == (stop - 1, 1)
     res = run_seed(small_data, cfg, 1, out_dir=tmp_path / "B", device="cpu", resume=True, **quiet)
-    assert res["epochs_run"] == 4 and res["best_epoch"] == 2
+    assert res["epochs_run"] == stop and res["best_epoch"] == best
     assert strip_times(res["history"]) == strip_times(ref["history"]) and res["test"] == ref["test"]
 
 
@@ -239,8 +246,11 @@ def test_checkpoints_load_with_weights_only(reference_run, small_data):
         assert set(ck["model"]) == set(res["model"].state_dict())
     best, last = load_checkpoint_file(A / "best.pt"), load_checkpoint_file(A / "last.pt")
     assert best["epoch"] == res["best_epoch"] and last["epoch"] == res["epochs_run"] == 4
-    assert "optimizers" not in best and set(last["optimizers"]) == {"main", "rec", "disc", "gen"}
+    assert cfg.schedule == "joint" and set(last["optimizers"]) == {"main", "disc"} and "optimizers" not in best
     assert len(last["history"]) == 4
+    # the model's own random stream (the discriminator's prior samples), saved for an exact resume
+    assert set(last["rng"]["model"]) == {"prior"} and last["rng"]["model"]["prior"].dtype == torch.uint8
+    assert "rng" not in best
     # the normaliser is the training split's: reloading it reproduces the test metrics
     model, cfg2, norm, _ = load_model(A / "best.pt")
     _, fitted = normalize(small_data, cfg.modalities)
@@ -264,22 +274,31 @@ def _tensors(data, modalities):
     return {s: normed[s].to_tensors(modalities) for s in ("train", "valid")}
 
 
-def test_nan_label_raises_naming_main_phase_and_epoch(small_data, small_cfg, quiet):
-    cfg = small_cfg()
+#: How the phase that carries the task loss is named in NonFiniteLossError messages, per schedule.
+MAIN_PHASE = {"joint": r"joint \(L_Mul \+ lambda L_Adp \+ w_rec L_AE \+ w_adv L_gen\)",
+              "phases": r"main \(L_Mul \+ lambda L_Adp\)"}
+
+
+@pytest.mark.parametrize("schedule", ["joint", "phases"])
+def test_nan_label_raises_naming_main_phase_and_epoch(schedule, small_data, small_cfg, quiet):
+    cfg = small_cfg(schedule=schedule, adv_weight=0.1)
     t = _tensors(small_data, cfg.modalities)
     t["train"]["label"] = t["train"]["label"].clone()
     t["train"]["label"][:] = float("nan")
     trainer = Trainer(cfg, small_data.dims)
-    with pytest.raises(NonFiniteLossError, match=r"main .*phase at epoch 1, batch 1/2"):
+    with pytest.raises(NonFiniteLossError, match=rf"in the {MAIN_PHASE[schedule]} phase at epoch 1, batch 1/2"):
         trainer.fit(t["train"], t["valid"], "mosi", **quiet)
 
 
-@pytest.mark.parametrize("attr,phase,calls_per_batch", [
-    ("reconstruction_loss", "reconstruction", 3), ("discriminator_loss", "discriminator", 3),
-    ("generator_loss", "generator", 3), ("main_loss", "main", 1)])
-def test_nan_loss_in_epoch_2_names_phase_and_epoch(attr, phase, calls_per_batch, small_data, small_cfg, quiet,
-                                                   monkeypatch):
-    cfg = small_cfg(epochs=3)
+@pytest.mark.parametrize("schedule,attr,phase,calls_per_batch", [
+    ("phases", "reconstruction_loss", "reconstruction", 3), ("phases", "discriminator_loss", "discriminator", 3),
+    ("phases", "generator_loss", "generator", 3), ("phases", "main_loss", MAIN_PHASE["phases"], 1),
+    # joint: L_AE and L_gen are terms of the one joint loss; the discriminator keeps its own phase
+    ("joint", "reconstruction_loss", MAIN_PHASE["joint"], 3), ("joint", "discriminator_loss", "discriminator", 3),
+    ("joint", "generator_loss", MAIN_PHASE["joint"], 3), ("joint", "main_loss", MAIN_PHASE["joint"], 1)])
+def test_nan_loss_in_epoch_2_names_phase_and_epoch(schedule, attr, phase, calls_per_batch, small_data, small_cfg,
+                                                   quiet, monkeypatch):
+    cfg = small_cfg(epochs=3, schedule=schedule, adv_weight=0.1)  # every phase and term on
     t = _tensors(small_data, cfg.modalities)
     trainer = Trainer(cfg, small_data.dims)
     real, count = getattr(model_mod, attr), [0]
@@ -291,42 +310,85 @@ def test_nan_loss_in_epoch_2_names_phase_and_epoch(attr, phase, calls_per_batch,
             return out
         if attr == "main_loss":
             return (out[0] * float("nan"), out[1], out[2])
+        if attr == "discriminator_loss":  # (loss, accuracy)
+            return (out[0] * float("nan"), out[1])
         return out * float("inf") if attr == "generator_loss" else out * float("nan")
 
     monkeypatch.setattr(model_mod, attr, poisoned)
-    with pytest.raises(NonFiniteLossError, match=rf"{phase}.* phase at epoch 2, batch 1/2") as exc:
+    with pytest.raises(NonFiniteLossError, match=rf"in the {phase} phase at epoch 2, batch 1/2") as exc:
         trainer.fit(t["train"], t["valid"], "mosi", **quiet)
     assert re.search(r"non-finite loss \((nan|inf)\)", str(exc.value))
     assert len(trainer.history) == 1 and trainer.epoch == 1
+    assert count[0] == 3 * calls_per_batch  # nothing ran after the poisoned batch's phase
 
 
-def test_nonfinite_loss_does_not_update_the_model(small_data, small_cfg, monkeypatch, quiet):
-    cfg = small_cfg()
+@pytest.mark.parametrize("schedule,attr,phase", [
+    ("phases", "reconstruction_loss", "reconstruction"), ("joint", "reconstruction_loss", MAIN_PHASE["joint"]),
+    ("joint", "discriminator_loss", "discriminator")])
+def test_nonfinite_loss_does_not_update_the_model(schedule, attr, phase, small_data, small_cfg, monkeypatch, quiet):
+    """The bad step is not applied: the model is what the phases before it on batch 1 made it (nothing, or,
+    under "joint" with a bad L_AE, one discriminator step), bit for bit."""
+    cfg = small_cfg(schedule=schedule, adv_weight=0.1)
     t = _tensors(small_data, cfg.modalities)
+    torch.manual_seed(0)
     trainer = Trainer(cfg, small_data.dims)
+    torch.manual_seed(0)
+    ref = Trainer(cfg, small_data.dims)  # the same model, to replay the good phases of batch 1
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    monkeypatch.setattr(model_mod, "reconstruction_loss", lambda x, x_hat, mask: (x_hat * float("nan")).mean())
-    with pytest.raises(NonFiniteLossError, match="reconstruction phase at epoch 1, batch 1/2"):
+    assert state_equal(before, ref.model.state_dict())
+    first = next(train_mod.iterate_batches(t["train"], cfg.batch_size, ref.shuffle))
+    ref.model.train()
+    good = list(itertools.takewhile(lambda p: not re.fullmatch(phase, p.name), ref.phases))
+    for p in good:
+        ref.run_phase(p, first)
+    assert [p.key for p in good] == (["disc"] if (schedule, attr) == ("joint", "reconstruction_loss") else [])
+    if attr == "reconstruction_loss":
+        monkeypatch.setattr(model_mod, attr, lambda x, x_hat, mask: (x_hat * float("nan")).mean())
+    else:
+        real = model_mod.discriminator_loss
+
+        def nan_disc(*a, **k):
+            loss, acc = real(*a, **k)
+            return loss * float("nan"), acc
+        monkeypatch.setattr(model_mod, attr, nan_disc)
+    with pytest.raises(NonFiniteLossError, match=rf"in the {phase} phase at epoch 1, batch 1/2"):
         trainer.fit(t["train"], t["valid"], "mosi", **quiet)
-    assert state_equal(before, trainer.model.state_dict())
+    assert state_equal(ref.model.state_dict(), trainer.model.state_dict())
+    if good:  # and the good step really was taken: the discriminators moved, nothing else did
+        changed = {k for k in before if not torch.equal(before[k], trainer.model.state_dict()[k])}
+        assert changed and all(".discriminator." in k for k in changed)
+    else:
+        assert state_equal(before, trainer.model.state_dict())
 
 
 # ----------------------------------------------------------------------------- every ablation trains
 @pytest.mark.parametrize("kw", [
     {}, {"modalities": "t"}, {"modalities": "a"}, {"modalities": "v"}, {"modalities": "vt"}, {"modalities": "va"},
     {"modalities": "ta"}, {"use_aae": False}, {"use_cgmm": False}, {"use_aae": False, "use_cgmm": False},
-    {"mmd_samples": "tokens"}, {"grad_clip": None},
-], ids=["full", "t", "a", "v", "vt", "va", "ta", "no-aae", "no-cgmm", "no-aae-no-cgmm", "tokens", "no-clip"])
+    {"mmd_samples": "tokens"}, {"grad_clip": None}, {"schedule": "phases"}, {"schedule": "phases", "use_aae": False},
+    {"xi": "linear"}, {"xi": "none"}, {"adv_weight": 0.1}, {"adv_weight": 0.1, "modalities": "v"},
+    {"adv_weight": 0.1, "disc_samples": "pooled"}, {"adv_weight": 0.1, "disc_samples": "flat"},
+    {"rec_weight": 0.0}, {"mmd_weight": 0.0},
+], ids=["full", "t", "a", "v", "vt", "va", "ta", "no-aae", "no-cgmm", "no-aae-no-cgmm", "tokens", "no-clip",
+        "phases", "phases-no-aae", "xi-linear", "xi-none", "adv", "adv-v", "adv-disc-pooled", "adv-disc-flat",
+        "no-rec", "no-mmd"])
 def test_every_ablation_switch_trains(kw, small_data, small_cfg, tmp_path, quiet):
     cfg = small_cfg(**kw)
     res = run_seed(small_data, cfg, 11, out_dir=tmp_path, device="cpu", **quiet)
     hist = res["history"]
     assert len(hist) == 2 and res["epochs_run"] == 2 and res["best_epoch"] in (1, 2)
-    expected_logs = {"total", "mul", "adp"} | ({"rec", "disc", "gen"} if cfg.use_aae else set())
+    expected_logs = {"total", "mul", "adp"}
+    if cfg.use_aae:  # under "joint" a term of weight 0 is not computed, so not logged
+        joint = cfg.schedule == "joint"
+        if not joint or cfg.rec_weight:
+            expected_logs |= {"rec"}
+        if not joint or cfg.adv_weight:
+            expected_logs |= {"gen", "disc", "disc_acc"}
     gated = cfg.use_cgmm and len(cfg.modalities) >= 2
     for rec in hist:
         assert set(rec["train"]) == expected_logs
         assert all(math.isfinite(v) for v in rec["train"].values())
+        assert 0 <= rec["train"].get("disc_acc", 0) <= 1
         assert math.isfinite(rec["valid"]["loss_mul"])
         assert (rec["train"]["adp"] > 0) == gated and (rec["valid"]["loss_adp"] > 0) == gated
     for split in ("valid", "test"):
@@ -363,7 +425,7 @@ def test_run_experiment_writes_results_json(small_data, small_cfg, tmp_path, qui
 
 
 # ----------------------------------------------------------------------------- early stopping
-EARLY = dict(epochs=8, patience=2, lr=1e-2)  # with seed 1 this stops early: best epoch 2 of 4 (checked below)
+EARLY = dict(epochs=8, patience=2, lr=1e-2)  # with seed 1 this stops early, under both schedules (checked below)
 
 
 def test_early_stopping_keeps_the_epoch_with_the_lowest_valid_mae(small_data, small_cfg, tmp_path, quiet):
@@ -387,9 +449,16 @@ def test_early_stopping_without_out_dir_reports_the_best_epoch(small_data, small
     assert res["valid"] == metrics_only(res["history"][res["best_epoch"] - 1]["valid"])
 
 
-def test_adv_lr_scale_sets_only_the_adversarial_learning_rates():
+@pytest.mark.parametrize("schedule", ["joint", "phases"])
+def test_adv_lr_scale_sets_only_the_adversarial_learning_rates(schedule):
     from mcihn.data import DEFAULT_DIMS
-    cfg = MCIHNConfig.tiny(adv_lr_scale=0.1)
+    cfg = MCIHNConfig.tiny(adv_lr_scale=0.1, schedule=schedule, adv_weight=0.1)
     tr = Trainer(cfg, DEFAULT_DIMS)
     lrs = {k: o.param_groups[0]["lr"] for k, o in tr.opt.items()}
-    assert lrs == pytest.approx({"main": cfg.lr, "rec": cfg.lr, "disc": 0.1 * cfg.lr, "gen": 0.1 * cfg.lr})
+    if schedule == "phases":
+        assert lrs == pytest.approx({"main": cfg.lr, "rec": cfg.lr, "disc": 0.1 * cfg.lr, "gen": 0.1 * cfg.lr})
+    else:  # the generator term is part of the joint step, at the joint learning rate
+        assert lrs == pytest.approx({"main": cfg.lr, "disc": 0.1 * cfg.lr})
+        # without the adversarial term there is no discriminator step to scale
+        off = Trainer(MCIHNConfig.tiny(adv_lr_scale=0.1, schedule=schedule, adv_weight=0.0), DEFAULT_DIMS)
+        assert {k: o.param_groups[0]["lr"] for k, o in off.opt.items()} == pytest.approx({"main": cfg.lr})

@@ -51,7 +51,8 @@ class MCIHNConfig:
             "phases": four Adam optimisers, one per phase (rec, disc, gen, main) - Adam then makes
             every phase's step about lr long whatever its weight. See ``MCIHN.training_phases``.
         rec_weight (w_rec), adv_weight (w_adv): weights of L_AE (Eq. 4) and of the generator loss
-            (Eq. 5) in the joint objective; a weight of 0 trains exactly as without that term. The
+            (Eq. 5) in the joint objective ("phases" runs L_AE unweighted); there a weight of 0 trains exactly as
+            without that term (L_AE and L_gen are then not computed; L_Adp always is, for the logs). The
             defaults (w_rec 0.1, w_adv 0: the adversarial term off) were chosen on validation MAE, where
             every positive w_adv tried lost (README, "Where the defaults come from"); w_adv = 0.1 was the
             best positive weight.
