@@ -231,7 +231,7 @@ def seed_spread(ax, xs, per_seed, label: str = "", colour=None, marker: str = "o
     means = np.array([v.mean() for v in vals])
     stds = np.array([v.std() for v in vals])
     x = np.asarray(xs, float) + offset
-    ax.errorbar(x, means, yerr=stds, fmt=marker + "-", color=colour, capsize=4, label=f"{label} mean ± std over seeds")
+    ax.errorbar(x, means, yerr=stds, fmt=marker, color=colour, capsize=4, label=f"{label} mean ± std over seeds")
     for xi, v in zip(x, vals):
         ax.plot(np.full(len(v), xi), v, ".", color=colour or "0.2", alpha=0.5, ms=5)
     ax.plot([], [], ".", color=colour or "0.2", alpha=0.5, label=f"{label} single seeds".strip())
