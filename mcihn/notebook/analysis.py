@@ -302,3 +302,36 @@ def umap_2d(x, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
             return reducer.fit_transform(x)
     finally:
         torch.set_num_threads(threads)
+
+
+# ----------------------------------------------------------------------------- tuning
+def trials_frame(study) -> "pd.DataFrame":
+    """One row per finished trial of an Optuna study: "trial", "value" (its objective, the validation MAE),
+    "best so far" (the running minimum) and one column per searched parameter."""
+    import pandas as pd
+
+    rows = [{"trial": t.number, "value": t.value, **t.params} for t in study.trials
+            if t.value is not None and math.isfinite(t.value)]
+    df = pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)
+    df.insert(2, "best so far", df["value"].cummin())
+    return df
+
+
+def param_effects(df, params) -> dict:
+    """For each parameter, how much the trial value moves with it: the Spearman rank correlation of the
+    parameter with the value (sign: larger parameter, larger MAE) and the spread of the value between the
+    trials with the parameter's lowest and highest values (the mean over the lower and upper half).
+    With a handful of trials this is a hint, not a measurement."""
+    from scipy.stats import spearmanr
+
+    out = {}
+    for p in params:
+        x, y = df[p].astype(float).to_numpy(), df["value"].to_numpy()
+        if len(np.unique(x)) < 2:
+            out[p] = {"spearman": 0.0, "low half": float(y.mean()), "high half": float(y.mean())}
+            continue
+        order = np.argsort(x, kind="stable")
+        half = len(x) // 2
+        out[p] = {"spearman": float(spearmanr(x, y).statistic),
+                  "low half": float(y[order[:half]].mean()), "high half": float(y[order[-half:]].mean())}
+    return out

@@ -1,5 +1,7 @@
 """Figures used by several notebooks. Every figure has a title and labelled axes; the colour maps
-(viridis, cividis) stay readable in grey-scale print, and lines also differ by style.
+(viridis, cividis) stay readable in grey-scale print, and lines also differ by style. Figures use
+matplotlib's constrained layout (titles never overlap the row above), symbols are rendered with mathtext
+(:func:`tex`), every kind of line is in a legend, and panels that are compared share one colour scale.
 
 matplotlib is imported by these functions only, so the package itself does not need it.
 """
@@ -13,12 +15,13 @@ from ..metrics import display_scale
 
 #: What each logged loss term is, for subplot titles (keys of a history record's "train").
 TERM_TITLES = {
-    "rec": "reconstruction L_AE (Eq. 4)",
+    "rec": r"reconstruction $L_{\mathrm{AE}}$ (Eq. 4)",
     "disc": "discriminator loss (Eq. 5)",
     "gen": "generator loss (Eq. 5)",
-    "mul": "L_Mul: training MAE (Eq. 18)",
-    "adp": "L_Adp: sum of MMD² terms (Eq. 14)",
-    "total": "L_Mul + λ·L_Adp (Eq. 19)",
+    "mul": r"$L_{\mathrm{Mul}}$: training MAE (Eq. 18)",
+    "adp": r"$L_{\mathrm{Adp}}$: sum of MMD$^2$ terms (Eq. 14)",
+    "total": r"total loss of the main step (Eq. 19)",
+    "disc_acc": "discriminator accuracy (0.5: fooled)",
 }
 LINESTYLES = ("-", "--", "-.", ":")
 
@@ -26,6 +29,24 @@ LINESTYLES = ("-", "--", "-.", ":")
 def _plt():
     import matplotlib.pyplot as plt
     return plt
+
+
+def tex(symbol: str, key: str = "") -> str:
+    """Mathtext for a symbol with a modality superscript: ``tex("F", "v-ta")`` -> ``$F^{v\\text{-}ta}$``,
+    ``tex("alpha", "v")`` -> ``$\\alpha^{v}$``. Greek names get their backslash; a "-" in the key is set as
+    text, so it reads as a hyphen, not a minus."""
+    sym = "\\" + symbol if symbol in ("alpha", "xi", "lambda", "gamma", "sigma") else symbol
+    if not key:
+        return f"${sym}$"
+    sup = "\\text{-}".join(key.split("-"))
+    return f"${sym}^{{{sup}}}$"
+
+
+def caption(fig, text: str, fontsize: float = 9):
+    """A one-line caption under the figure (what to look at), in grey italics."""
+    fig.text(0.5, -0.01, text, ha="center", va="top", fontsize=fontsize, style="italic", color="0.25",
+             wrap=True)
+    return fig
 
 
 def line_styles(n: int, cmap: str = "viridis"):
@@ -50,7 +71,7 @@ def loss_curves(histories: dict, terms=None, valid: bool = True, title: str = "L
     panels = terms + (["valid"] if valid else [])
     ncols = min(ncols, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.9 * nrows), squeeze=False, layout="constrained")
     styles = line_styles(len(histories))
     for ax, term in zip(axes.flat, panels):
         for (label, hist), (colour, ls) in zip(histories.items(), styles):
@@ -62,14 +83,18 @@ def loss_curves(histories: dict, terms=None, valid: bool = True, title: str = "L
         if reference and term in reference:
             y, text = reference[term]
             ax.axhline(y, color="0.4", linestyle=":", label=text)
+            ax.legend(fontsize=7)  # this panel has a line kind of its own: give it its legend
+        if term == "valid" and best:
+            ax.plot([], [], "*", color="0.3", markersize=10, label="best epoch (weights kept)")
+            ax.legend(fontsize=7)
         ax.set(title=TERM_TITLES.get(term, "validation MAE" if term == "valid" else term), xlabel="epoch",
-               ylabel="loss" if term != "valid" else "MAE")
+               ylabel={"valid": "MAE", "disc_acc": "accuracy"}.get(term, "loss"))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    if axes.flat[0].get_legend() is None:
+        axes.flat[0].legend(fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -119,7 +144,7 @@ def metric_bars(mean: dict, std: dict, keys, title: str, labels: dict | None = N
     Accuracies and F1 are drawn in percent (:func:`mcihn.metrics.display_scale`)."""
     plt = _plt()
     names = list(mean)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.4), squeeze=False, layout="constrained")
     colours = [c for c, _ in line_styles(len(names), "cividis")]
     for ax, key in zip(axes.flat, keys):
         k = display_scale(key)
@@ -134,7 +159,6 @@ def metric_bars(mean: dict, std: dict, keys, title: str, labels: dict | None = N
             ax.set_ylim(max(0.0, min(finite) - 0.15 * (max(finite) - min(finite) + 0.1 * k)), None)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -160,19 +184,85 @@ def attention_panel(outputs: dict, sample: int, core: str, head: int = 0):
     c = LETTER[core]
     fused = next(k for k in outputs["ffm_attention"] if k.split("-")[0] == c)
     gates = [k for k in outputs["G"] if c in k]
-    fig, axes = plt.subplots(1, 2 + len(gates), figsize=(4.2 * (2 + len(gates)), 3.6))
-    others = "+".join(f"S^{o}" for o in fused.split("-")[1]) if "-" in fused else ""
-    heatmap(axes[0], outputs["alpha"][core][sample], f"CGMM α^{c} (Eq. 7)", f"position of {others}",
-            f"position of S^{c}", vmin=0, colorbar_label="weight")
-    heatmap(axes[1], outputs["ffm_attention"][fused][sample, head], f"fusion F^{{{fused}}}, head {head} (Eq. 15)",
+    fig, axes = plt.subplots(1, 2 + len(gates), figsize=(4.2 * (2 + len(gates)), 3.8), layout="constrained")
+    others = "+".join(tex("S", o) for o in fused.split("-")[1]) if "-" in fused else ""
+    heatmap(axes[0], outputs["alpha"][core][sample], f"CGMM {tex('alpha', c)} (Eq. 7)", f"position of {others}",
+            f"position of {tex('S', c)}", vmin=0, colorbar_label="weight")
+    heatmap(axes[1], outputs["ffm_attention"][fused][sample, head], f"fusion {tex('F', fused)}, head {head} (Eq. 15)",
             "key position", "query position", vmin=0, colorbar_label="weight")
     for ax, k in zip(axes[2:], gates):
-        heatmap(ax, outputs["G"][k][sample], f"gate G^{k} (Eq. 10)", "channel", "position", cmap="cividis",
+        heatmap(ax, outputs["G"][k][sample], f"gate {tex('G', k)} (Eq. 10)", "channel", "position", cmap="cividis",
                 vmin=0, colorbar_label="activation")
     title = f"clip {sample}, core modality {core}"
     if "label" in outputs:
         title += f" (label {outputs['label'][sample]:+.2f}"
         title += f", prediction {outputs['pred'][sample]:+.2f})" if "pred" in outputs else ")"
     fig.suptitle(title)
-    fig.tight_layout()
+    return fig
+
+
+def attention_grid(maps: dict, clip: int, heads: int, title: str, uniform: float | None = None):
+    """The fusion attention of one clip: one row per key of ``maps`` (``"v-ta"`` -> (N, h, L, L)), one column
+    per head, one colour scale for every panel (so that panels can be compared), constrained layout."""
+    plt = _plt()
+    keys = list(maps)
+    vmax = max(float(maps[k][clip].max()) for k in keys)
+    if uniform is not None:
+        vmax = max(vmax, 2 * uniform)
+    fig, axes = plt.subplots(len(keys), heads, figsize=(2.6 * heads + 1.2, 2.5 * len(keys)), squeeze=False,
+                             layout="constrained")
+    im = None
+    for i, k in enumerate(keys):
+        for h in range(heads):
+            im = axes[i, h].imshow(maps[k][clip, h], cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+            axes[i, h].set_title(f"{tex('F', k)}, head {h}", fontsize=10)
+            axes[i, h].set(xlabel="key position" if i == len(keys) - 1 else "",
+                           ylabel="query position" if h == 0 else "")
+    label = "weight" + (f" (uniform: 1/L = {uniform:.3f})" if uniform is not None else "")
+    fig.colorbar(im, ax=axes, fraction=0.025, pad=0.02).set_label(label)
+    fig.suptitle(title)
+    return fig
+
+
+def seed_spread(ax, xs, per_seed, label: str = "", colour=None, marker: str = "o", offset: float = 0.0):
+    """Mean ± std over seeds as an error bar at each x, with every seed's value as a small dot.
+    ``per_seed``: one list of values per x (one value per seed). Returns (means, stds)."""
+    vals = [np.asarray(v, float) for v in per_seed]
+    means = np.array([v.mean() for v in vals])
+    stds = np.array([v.std() for v in vals])
+    x = np.asarray(xs, float) + offset
+    ax.errorbar(x, means, yerr=stds, fmt=marker, color=colour, capsize=4, label=f"{label} mean ± std over seeds")
+    for xi, v in zip(x, vals):
+        ax.plot(np.full(len(v), xi), v, ".", color=colour or "0.2", alpha=0.5, ms=5)
+    ax.plot([], [], ".", color=colour or "0.2", alpha=0.5, label=f"{label} single seeds".strip())
+    return means, stds
+
+
+def tuning_trials(df, params, title: str = "Tuning trials (validation MAE)", log_params=("lr",)):
+    """Left: each trial's value and the best so far. Then one panel per parameter: value against the
+    parameter (log scale for the learning rates and the paper's grid), the best trial as a star.
+    ``df``: :func:`mcihn.notebook.analysis.trials_frame`."""
+    plt = _plt()
+    n = 1 + len(params)
+    ncols = min(n, 3)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.2 * nrows), squeeze=False, layout="constrained")
+    ax = axes.flat[0]
+    best = int(df["value"].idxmin())
+    ax.plot(df["trial"], df["value"], "o", color="0.3", label="trial")
+    ax.step(df["trial"], df["best so far"], where="post", color="C0", label="best so far")
+    ax.plot(df["trial"][best], df["value"][best], "*", color="C3", ms=14, label="chosen (lowest)")
+    ax.set(title="value per trial", xlabel="trial", ylabel="validation MAE")
+    ax.legend(fontsize=7)
+    for ax, p in zip(list(axes.flat)[1:], params):
+        x = df[p].astype(float)
+        ax.plot(x, df["value"], "o", color="0.3", label="trial")
+        ax.plot(x[best], df["value"][best], "*", color="C3", ms=14, label="chosen")
+        if p in log_params or (x > 0).all() and x.max() / max(x.min(), 1e-12) > 50:
+            ax.set_xscale("log")
+        ax.set(title=p, xlabel=p, ylabel="validation MAE")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.suptitle(title)
     return fig
