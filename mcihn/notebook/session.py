@@ -287,7 +287,7 @@ def write_record(path, record: dict) -> dict:
 # ----------------------------------------------------------------------------- tuning (notebook 07)
 #: QUICK tuning: trials, maximum epochs per trial and the seeds a trial is averaged over. 12 epochs as the
 #: QUICK runs: at 8 every trial sat at 0.89-0.91 (the model had not yet left its plateau), a study of noise.
-QUICK_TUNE = {"trials": 6, "epochs": 12, "seeds": (1111,)}
+QUICK_TUNE = {"trials": 4, "epochs": 12, "seeds": (1111,)}
 
 
 def cached_tune(S: Settings, trials: int | None = None, seeds=None, epochs: int | None = None, study_dir=None,
