@@ -215,7 +215,9 @@ def test_attention_panel(small_data):
     out = analysis.collect(model, t, ("alpha", "G", "ffm_attention", "pred"))
     fig = plots.attention_panel(out, 2, "audio", head=1)
     titles = [ax.get_title() for ax in fig.axes if ax.get_label() != "<colorbar>"]
-    assert titles[0].startswith("CGMM α^a") and "head 1" in titles[1] and {"gate G^va (Eq. 10)", "gate G^ta (Eq. 10)"} <= set(titles)
+    assert titles[0] == f"CGMM {plots.tex('alpha', 'a')} (Eq. 7)" and "head 1" in titles[1]
+    assert {f"gate {plots.tex('G', 'va')} (Eq. 10)", f"gate {plots.tex('G', 'ta')} (Eq. 10)"} <= set(titles)
+    assert all("$" in s for s in titles), titles  # rendered math, not literal braces
     assert "clip 2" in fig._suptitle.get_text()
     _labelled(fig)
     plt.close(fig)
@@ -223,5 +225,5 @@ def test_attention_panel(small_data):
 
 def test_quick_splits_match_the_documented_sizes():
     """notebooks/README.md and the notebooks quote these sizes; change them together."""
-    assert nbu.QUICK_SPLITS == {"train": 320, "valid": 100, "test": 100}
+    assert nbu.QUICK_SPLITS == {"train": 1284, "valid": 150, "test": 150}
     assert (nbu.QUICK_EPOCHS, nbu.QUICK_BATCH, nbu.QUICK_SEEDS) == (12, 64, (1111, 1112))
