@@ -221,3 +221,17 @@ def test_resume_on_other_training_data_is_refused(trained, tmp_path, capsys):
     rc = main(["train", "--data", str(other), "--preset", "tiny", "--epochs", "3", "--seeds", "1", "2",
                "--out", str(tmp_path / "run"), "--quiet", "--resume"])
     assert rc == 2 and "training split differs" in capsys.readouterr().err
+
+
+def test_every_option_of_every_command_has_help():
+    """`--help` explains every flag (issue 11): no argparse option without a help text."""
+    import argparse
+
+    from mcihn.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(act.option_strings) or act.dest}"
+               for name, p in sub.choices.items() for act in p._actions
+               if not isinstance(act, argparse._HelpAction) and not act.help]
+    assert not missing, missing
