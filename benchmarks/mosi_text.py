@@ -139,7 +139,7 @@ def main(argv=None) -> int:
 def to_markdown(results: dict, data, encoder: str) -> str:
     from mcihn.metrics import format_metric
 
-    lines = [f"CMU-MOSI transcripts ({data.source}), test split ({len(data['test'])} clips); encoder {os.path.basename(encoder)}; "
+    lines = [f"CMU-MOSI transcripts ({data.source}), test split ({len(data['test'])} clips); encoder {encoder}; "
              "mean ± std over seeds; settings chosen on dev.", "",
              "| row | " + " | ".join(t for t, _ in COLUMNS) + " | seeds | s / epoch | best epochs |",
              "|---|" + "---|" * (len(COLUMNS) + 3)]

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import AWKWARD_DIMS, make_batch
-from mcihn.baselines import CMHFM, EMT, SelfMM
+from mcihn.baselines import EMT, SelfMM
 from mcihn.baselines.common import BaselineOutput
 from mcihn.baselines.emt import incomplete_view, masked_reconstruction_loss
 from mcihn.baselines.selfmm import momentum_update, shifted_label

@@ -1,5 +1,4 @@
 """The synthetic generator: MMSA structure, reproducible, planted structure, SIMS shape."""
-import pickle
 
 import numpy as np
 import pytest
