@@ -83,7 +83,7 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
     batch = random_batch(dims, batch_size, device)
     trainer.model.train()
 
-    with FlopCounterMode(display=False) as counter:  # one real step, all four phases
+    with FlopCounterMode(display=False) as counter:  # one real step, every phase of the model
         trainer.train_batch(batch)
     flops = counter.get_total_flops()
     compile_s = None
@@ -129,8 +129,8 @@ def run_bench(preset: str = "paper", device="auto", batch_size: int = 32, steps:
     }
     if device.type == "cuda":
         res["peak_memory_reserved_mb"] = reserved_mb
-    log(f"MCIHN training benchmark ({preset} preset, batch {batch_size}, all four phases of Algorithm 1, "
-        f"MMD on {mmd_samples} samples)")
+    log(f"MCIHN training benchmark ({preset} preset, batch {batch_size}, schedule {trainer.cfg.schedule}: phases "
+        f"{', '.join(p.key for p in trainer.phases)} of Algorithm 1, MMD on {mmd_samples} samples)")
     log(f"  device          {res['device']} ({where}){'  bf16 autocast' if trainer.amp else ''}")
     log(f"  inputs          " + ", ".join(f"{m} {T}x{D}" for m, (T, D) in dims.items()))
     log(f"  parameters      {res['parameters'] / 1e6:.2f} M")
