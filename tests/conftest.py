@@ -115,3 +115,27 @@ def small_cfg():
 def quiet():
     """Keyword arguments that silence run_seed / run_experiment / Trainer.fit."""
     return dict(progress=False, log=lambda *a, **k: None)
+
+
+@pytest.fixture(scope="module")
+def learn_data():
+    """SYNTHETIC MOSI-shaped data, small but with enough signal to learn from (400 / 60 / 60 clips)."""
+    from mcihn.data import synthetic_data
+    return synthetic_data("mosi", splits={"train": 400, "valid": 60, "test": 60},
+                          dims={"text": (8, 12), "audio": (10, 6), "vision": (6, 10)}, seed=5)
+
+
+def train_each(configs: dict, data, tmp_path_factory) -> dict:
+    """kind -> (run folder, run_seed result) for each config of ``configs`` (seed 1111, one torch thread)."""
+    from mcihn.training.runner import run_seed
+
+    runs, old = {}, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for kind, cfg in configs.items():
+            out = tmp_path_factory.mktemp(kind)
+            runs[kind] = (out, run_seed(data, cfg, 1111, out_dir=out, device="cpu", progress=False,
+                                        log=lambda *a, **k: None))
+    finally:
+        torch.set_num_threads(old)
+    return runs

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import AWKWARD_DIMS, AWKWARD_LENGTHS, make_batch
+from conftest import AWKWARD_DIMS, AWKWARD_LENGTHS, make_batch, train_each
 from mcihn.baselines import LMF, TFN, LateFusion, LMFConfig, LowRankFusion, MulT, TFNConfig, tensor_fusion
 from mcihn.baselines.common import TINY_TRAINING, BaselineOutput
 from mcihn.cli import MODEL_CHOICES
@@ -288,28 +288,9 @@ def test_late_fusion_has_no_cross_modal_interaction():
 
 # ----------------------------------------------------------------------------- the shared pipeline
 @pytest.fixture(scope="module")
-def learn_data():
-    """SYNTHETIC MOSI-shaped data, small but with enough signal to learn from (400 / 60 / 60 clips)."""
-    from mcihn.data import synthetic_data
-    return synthetic_data("mosi", splits={"train": 400, "valid": 60, "test": 60},
-                          dims={"text": (8, 12), "audio": (10, 6), "vision": (6, 10)}, seed=5)
-
-
-@pytest.fixture(scope="module")
 def trained(learn_data, tmp_path_factory):
     """Each baseline trained for 15 epochs (seed 1111) through run_seed, with checkpoints."""
-    runs = {}
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for kind in KINDS:
-            out = tmp_path_factory.mktemp(kind)
-            res = run_seed(learn_data, tiny(kind, epochs=15), 1111, out_dir=out, device="cpu", progress=False,
-                           log=lambda *a: None)
-            runs[kind] = (out, res)
-    finally:
-        torch.set_num_threads(old)
-    return runs
+    return train_each({kind: tiny(kind, epochs=15) for kind in KINDS}, learn_data, tmp_path_factory)
 
 
 @pytest.mark.parametrize("kind", KINDS)

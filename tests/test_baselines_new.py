@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import AWKWARD_DIMS, make_batch
+from conftest import AWKWARD_DIMS, make_batch, train_each
 from mcihn.baselines import EMT, SelfMM
 from mcihn.baselines.common import BaselineOutput
 from mcihn.baselines.emt import incomplete_view, masked_reconstruction_loss
@@ -260,24 +260,9 @@ def test_emt_losses_with_and_without_dlfr(batch):
 
 # ----------------------------------------------------------------------------- the shared pipeline
 @pytest.fixture(scope="module")
-def learn_data():
-    """SYNTHETIC MOSI-shaped data, small but with enough signal to learn from (400 / 60 / 60 clips)."""
-    return synthetic_data("mosi", splits={"train": 400, "valid": 60, "test": 60},
-                          dims={"text": (8, 12), "audio": (10, 6), "vision": (6, 10)}, seed=5)
-
-
-@pytest.fixture(scope="module")
 def trained(learn_data, tmp_path_factory):
-    runs = {}
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for kind in NEW:
-            out = tmp_path_factory.mktemp(kind)
-            runs[kind] = (out, run_seed(learn_data, tiny(kind, epochs=12), 1111, out_dir=out, device="cpu", **QUIET))
-    finally:
-        torch.set_num_threads(old)
-    return runs
+    """Each new baseline trained for 12 epochs (seed 1111) through run_seed, with checkpoints."""
+    return train_each({kind: tiny(kind, epochs=12) for kind in NEW}, learn_data, tmp_path_factory)
 
 
 @pytest.mark.parametrize("kind", NEW)
