@@ -25,7 +25,9 @@ model classes ``MMSA.models.singleTask.TFN / LMF / MULT``), ``ATIO().getTrain(ar
 checkpoint reloaded, ``do_test`` on the test split; the metrics are MMSA's ``MetricsTop``. The only things
 not done as ``MMSA_run`` does them: ``torch.cuda.set_device`` (CPU-only torch), ``num_workers=0`` in the
 data loaders (no worker processes on a 2-core machine; the batches and their order are the same), and
-no one-second ``time.sleep`` after each seed. Each seed runs in its own process.
+no one-second ``time.sleep`` after each seed. Each seed runs in its own process. That code lives in
+``mcihn.experiments.mmsa_models.run_mmsa_model`` (``load_mmsa(PKL)`` re-written as an MMSA pickle in WORK, the
+same arrays; this script's ``run_mmsa`` only calls it and keeps its JSON layout and log files).
 
 Ours: ``mcihn.training.run_experiment(load_mmsa(PKL), make_config(kind, "paper"), seeds=[seed],
 out_dir=None, device="cpu")`` = ``python -m mcihn train --data PKL --model KIND --preset paper --seeds SEED
@@ -56,17 +58,15 @@ Usage
 ``--smoke`` (with ``all``) checks the wiring in a minute: a small pickle, MMSA's early stop 1, our epochs 2.
 ``--zscore`` (``run --side mmsa`` or ``all --mmsa-zscore MODELS``) gives MMSA a copy of the pickle z-scored
 per feature with the train split's statistics over real steps (padding kept 0): the preprocessing our
-pipeline does, to separate its effect from the models' (side name ``mmsa_z``).
+pipeline does, to separate its effect from the models' (side name ``mmsa_z``; ``run_mmsa_model(zscore=True)``).
 Self-MM is not run on MMSA's side: see the report (``SKIPPED``).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -114,126 +114,26 @@ def write_data(path: Path, dims: str = "small", smoke: bool = False) -> Path:
     return path
 
 
-def zscored_copy(src: Path, dst: Path) -> Path:
-    """The pickle with text / audio / vision z-scored per feature by the train split's real steps (our
-    ``Normalizer``: population std, padding stays 0); everything else unchanged."""
-    import pickle
-
-    from mcihn.data import load_mmsa
-    from mcihn.data.normalize import Normalizer
-
-    data = load_mmsa(src)
-    norm = Normalizer.fit(data["train"], ("text", "audio", "vision"))
-    with open(src, "rb") as f:
-        raw = pickle.load(f)
-    for split in ("train", "valid", "test"):
-        z = norm.transform(data[split])
-        for m in ("text", "audio", "vision"):
-            raw[split][m] = z.features[m].astype(np.float32)
-    raw.setdefault("meta", {})["zscored"] = "train-split statistics over real steps (mcihn Normalizer)"
-    tmp = dst.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        pickle.dump(raw, f, protocol=4)
-    tmp.replace(dst)
-    return dst
-
-
 # ----------------------------------------------------------------------------- one seed, MMSA's side
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
-def _torch_compat() -> None:
-    """MMSA 2.2.1's MulT trainer builds ``ReduceLROnPlateau(..., verbose=True)``; torch >= 2.7 removed the
-    ``verbose`` argument (it only printed lr changes). The trainer's module gets a subclass that drops it:
-    the schedule itself is torch's, unchanged."""
-    import importlib
-    import inspect
-
-    from torch.optim import lr_scheduler
-
-    # (not ``import ... as``: the package's __init__ rebinds the name MULT to the trainer class)
-    mult_trainer = importlib.import_module("MMSA.trains.singleTask.MULT")
-
-    if "verbose" in inspect.signature(lr_scheduler.ReduceLROnPlateau.__init__).parameters:
-        return
-
-    class ReduceLROnPlateau(lr_scheduler.ReduceLROnPlateau):
-        def __init__(self, *args, verbose=None, **kwargs):
-            super().__init__(*args, **kwargs)
-
-    mult_trainer.ReduceLROnPlateau = ReduceLROnPlateau
-
-
-def run_mmsa(model: str, seed: int, pkl: Path, work: Path, smoke: bool = False) -> dict:
+def run_mmsa(model: str, seed: int, pkl: Path, work: Path, smoke: bool = False, zscore: bool = False) -> dict:
+    """MMSA's own ``model`` on the pickle ``pkl`` for one seed: ``mcihn.experiments.mmsa_models.run_mmsa_model``
+    (MMSA's code path; ``zscore``: on the z-scored copy; it writes its MMSA pickle into ``work``), its MMSA
+    log written to ``work/logs``, the result in this script's JSON layout."""
     import torch
 
     torch.set_num_threads(1)
-    from MMSA.config import get_config_regression
-    from MMSA.data_loader import MMDataLoader
-    from MMSA.models import AMIO
-    from MMSA.trains import ATIO
-    from MMSA.utils import count_parameters, setup_seed
+    from mcihn.data import load_mmsa
+    from mcihn.experiments.mmsa_models import run_mmsa_model
 
-    from mcihn.metrics import evaluate
-
-    _torch_compat()
-    logger = logging.getLogger("MMSA")
-    logger.setLevel(logging.INFO)
-    collect = _Collect()
-    logger.addHandler(collect)
-
-    args = get_config_regression(model, "mosi")  # MMSA's config_regression.json, MOSI: its defaults
-    defaults = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in args.items()}
-    ckpt = work / "ckpt" / f"mmsa_{model}_{seed}.pth"
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    args.update(model_save_path=ckpt, device=torch.device("cpu"), train_mode="regression",
-                custom_feature=str(pkl), feature_T="", feature_A="", feature_V="", cur_seed=1)
-    if smoke:
-        args["early_stop"] = 1
-    # --- MMSA.run._run, one seed (without the GPU calls and the sleep) ---
-    setup_seed(seed)
-    c0, w0 = time.process_time(), time.time()
-    dataloader = MMDataLoader(args, 0)
-    net = AMIO(args).to(args["device"])
-    n_params = count_parameters(net)
-    trainer = ATIO().getTrain(args)
-    t_train = time.time()
-    trainer.do_train(net, dataloader)
-    train_time = time.time() - t_train
-    net.load_state_dict(torch.load(args["model_save_path"]))
-    net.to(args["device"])
-    res = trainer.do_test(net, dataloader["test"], mode="TEST", return_sample_results=True)
-    wall, cpu = time.time() - w0, time.process_time() - c0
-    # --- what MMSA logged per epoch ---
-    epochs = sum(1 for s in collect.lines if s.startswith("TRAIN-"))
-    val_loss = [float(re.search(r"Loss: ([-\d.]+)", s).group(1)) for s in collect.lines if s.startswith("VAL-")]
-    best_epoch = epochs - int(args["early_stop"])  # do_train stops exactly early_stop epochs after the best
-    pred, true = np.asarray(res["SResults"], np.float32), np.asarray(res["Labels"], np.float32).ravel()
-    ours_metrics = evaluate(pred, true, "mosi")  # our metric function on MMSA's own test predictions
-    mmsa_metrics = {k: float(v) for k, v in res.items()
-                    if k in ("Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Non0_F1_score", "Mult_acc_5",
-                             "Mult_acc_7", "MAE", "Corr", "Loss")}
-    same = all(abs(ours_metrics[k] - mmsa_metrics[k]) < 1e-9 for k in ours_metrics)
+    r = run_mmsa_model(model, load_mmsa(pkl), seed, work, "tav", zscore=zscore,
+                       overrides={"early_stop": 1} if smoke else None)
     (work / "logs").mkdir(exist_ok=True)
-    (work / "logs" / f"mmsa_{model}_{seed}{'_z' if 'zscored' in pkl.name else ''}.log").write_text(
-        "\n".join(collect.lines) + "\n")
-    ckpt.unlink(missing_ok=True)
-    hp = {k: defaults.get(k) for k in ("hidden_dims", "text_out", "post_fusion_dim", "dropouts", "rank",
-                                       "batch_size", "learning_rate", "factor_lr", "weight_decay", "early_stop",
-                                       "KeyEval", "need_normalized", "dst_feature_dim_nheads", "nlevels",
-                                       "conv1d_kernel_size_l", "attn_mask", "update_epochs", "grad_clip",
-                                       "patience", "use_bert") if k in defaults}
-    return {"test": mmsa_metrics, "metrics_match_mcihn_evaluate": same, "mcihn_evaluate": ours_metrics,
-            "epochs_run": epochs, "best_epoch": best_epoch,
-            "best_valid_loss": min(val_loss) if val_loss else None, "valid_loss": val_loss,
-            "train_time_s": round(train_time, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "params": int(n_params), "hyper_parameters": hp}
+    (work / "logs" / f"mmsa_{model}_{seed}{'_z' if zscore else ''}.log").write_text("\n".join(r["mmsa_log"]) + "\n")
+    return {"test": r["mmsa_test"], "metrics_match_mcihn_evaluate": r["metrics_match"], "mcihn_evaluate": r["test"],
+            "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"], "best_valid_loss": r["valid_mae"],
+            "valid_loss": r["valid_loss"], "train_time_s": r["train_time_s"], "wall_s": r["wall_s"],
+            "cpu_s": r["cpu_s"], "params": r["params"], "hyper_parameters": r["hyper_parameters"],
+            "mmsa_pickle": r["pickle"]}
 
 
 # ----------------------------------------------------------------------------- one seed, our side
@@ -377,13 +277,10 @@ def cmd_run(a) -> int:
     if a.zscore:
         if side != "mmsa":
             raise SystemExit("--zscore is for --side mmsa (ours z-scores by itself)")
-        z = pkl.with_name(pkl.stem + "_zscored.pkl")
-        if not z.exists():
-            zscored_copy(pkl, z)
-        pkl, side = z, "mmsa_z"
+        side = "mmsa_z"
     out = work / f"{side}_{a.model}_{a.seed}.json"
     if side.startswith("mmsa"):
-        result = run_mmsa(a.model, a.seed, pkl, work, smoke=a.smoke)
+        result = run_mmsa(a.model, a.seed, pkl, work, smoke=a.smoke, zscore=a.zscore)
     else:
         result = run_ours(a.model, a.seed, pkl, smoke=a.smoke)
     cmd = "OMP_NUM_THREADS=1 python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])

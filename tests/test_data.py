@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from mcihn.data.normalize import Z_CLIP
 from mcihn.data import (LABEL_RANGE, SPLITS, DataFormatError, MultimodalData, Normalizer, SplitData,
                         UnsafePickleError, from_mmsa_dict, load_mmsa, normalize, safe_load_pickle)
 
@@ -324,13 +325,31 @@ def test_normalizer_matches_hand_computed():
     sd = tiny_split("train", audio, [2, 1])
     norm = Normalizer.fit(sd, ("audio",))
     np.testing.assert_allclose(norm.mean["audio"], [3.0, 10.0], rtol=1e-6)
-    np.testing.assert_allclose(norm.std["audio"], [np.sqrt(8 / 3), 1e-6], rtol=1e-6)
+    np.testing.assert_allclose(norm.std["audio"][0], np.sqrt(8 / 3), rtol=1e-6)
+    assert norm.std["audio"][1] == np.inf and norm.dead("audio").tolist() == [False, True]
     out = norm.transform(sd).features["audio"]
     s = np.sqrt(8 / 3)
     np.testing.assert_allclose(out[:, :, 0], [[-2 / s, 0, 0], [2 / s, 0, 0]], rtol=1e-6, atol=1e-7)
     assert (out[:, :, 1] == 0).all()          # constant feature -> 0
     assert (out[0, 2] == 0).all() and (out[1, 1:] == 0).all()  # padding exactly 0
     assert sd.features["audio"][0, 0, 0] == 1  # input untouched
+
+
+def test_dead_feature_is_zero_in_every_split_and_said():
+    # Feature 1 is constant on train (10); valid has 10.001 there. With a floored std that is a z-score of
+    # 1000 (the old behaviour); a dead feature must give 0, and the report must say so.
+    train = tiny_split("train", np.array([[[1, 10]], [[3, 10]], [[5, 10]]]), [1, 1, 1])
+    valid = tiny_split("valid", np.array([[[3, 10.001]], [[1000, 10]]]), [1, 1])
+    norm = Normalizer.fit(train, ("audio",))
+    out = norm.transform(valid).features["audio"]
+    assert (out[:, 0, 1] == 0).all()
+    assert out[0, 0, 0] == 0 and out[1, 0, 0] == pytest.approx(10.0)  # 1000 is ~611 std away: clipped to 10
+    report = "\n".join(norm.report())
+    assert "1 of 2 features constant on the train split" in report
+    assert "1 valid values" in report and "clipped" in report
+    # a nearly constant feature (std relative to its size below DEAD_TOL) is dead too; a small but real one is not
+    train2 = tiny_split("train", np.array([[[1e3, 1e-3]], [[1e3 + 1e-7, 2e-3]]]), [1, 1])
+    assert Normalizer.fit(train2, ("audio",)).dead("audio").tolist() == [True, False]
 
 
 def test_normalize_uses_train_only_and_state_dict_round_trip(tmp_path):
@@ -342,7 +361,8 @@ def test_normalize_uses_train_only_and_state_dict_round_trip(tmp_path):
     np.testing.assert_allclose(norm.std["vision"], train_v.std(0), rtol=1e-5)
     valid = data["valid"]
     mask = valid.mask("vision")
-    want = (valid.features["vision"] - train_v.mean(0)) / train_v.std(0)
+    want = np.clip((valid.features["vision"] - train_v.mean(0)) / train_v.std(0), -Z_CLIP, Z_CLIP)
+    assert (np.abs(want[mask]) == Z_CLIP).any()  # the x10 valid split does reach the clip
     np.testing.assert_allclose(out["valid"].features["vision"][mask], want[mask], rtol=1e-4, atol=1e-5)
     for s in SPLITS:
         for m in ("text", "audio", "vision"):

@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..model.config import check_training_fields
 from ..model.phases import Phase
 from ..model.text_encoder import TEXT_LR
 from ..modalities import MODALITIES, input_sizes, parse_modalities
@@ -45,6 +46,9 @@ class BaselineConfig:
     epochs: int = 40
     patience: int = 8
     grad_clip: float | None = 5.0
+    weight_decay: float = 0.0
+    warmup_epochs: float = 0.0
+    lr_schedule: str = "constant"
     text_encoder: str | None = None  # as MCIHNConfig: a fine-tuned BERT-family encoder
     text_lr: float = TEXT_LR
     preset: str = "paper"
@@ -65,6 +69,7 @@ class BaselineConfig:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (self.text_lr > 0 and self.text_lr < float("inf")):
             raise ValueError(f"text_lr must be a finite number > 0, got {self.text_lr}")
+        check_training_fields(self)
         for f in dataclasses.fields(self):
             if f.type == "int" and getattr(self, f.name) < 1:
                 raise ValueError(f"{f.name} must be >= 1, got {getattr(self, f.name)}")

@@ -8,6 +8,7 @@
 from .mmsa import LABEL_RANGE, SPLITS, MultimodalData, SplitData, from_mmsa_dict, load_mmsa
 from .normalize import Normalizer, normalize
 from .pickles import DataFormatError, DataWarning, UnsafePickleError, safe_load_pickle
+from .planted import PLANTED_KINDS, make_planted, planted_data
 from .synthetic import DEFAULT_DIMS, MOSI_SPLITS, PAPER_DIMS, make_synthetic, synthetic_data, write_synthetic
 
 __all__ = ["LABEL_RANGE", "SPLITS", "MultimodalData", "SplitData", "from_mmsa_dict", "load_mmsa", "Normalizer",

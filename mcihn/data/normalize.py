@@ -1,4 +1,13 @@
-"""Per-feature z-scoring of the features, with statistics from the train split's real time steps only."""
+"""Per-feature z-scoring of the features, with statistics from the train split's real time steps only.
+
+Real feature files (OpenFace, FACET, COVAREP, openSMILE) have dead dimensions: constant on the
+training split. Dividing by a floored standard deviation turns a slightly different validation value
+into a z-score of 1e5 (a TFN's outer product multiplies such values; every model sees those clips as
+outliers). So a feature whose train std is below ``DEAD_TOL`` times its scale is *dead*: its z-score is
+0 in every split (stored as std = inf). And every z-score is clipped to +-``Z_CLIP``: a value ten
+standard deviations from the training mean carries no more information than one at ten, and an
+unclipped one can dominate a whole layer. ``Normalizer.report()`` says what was done, per modality.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -9,19 +18,24 @@ import torch
 from ..modalities import parse_modalities
 from .mmsa import MultimodalData, SplitData
 
-STD_FLOOR = 1e-6
+#: A feature is dead (constant on the train split) when std <= DEAD_TOL * max(1, |mean|).
+DEAD_TOL = 1e-6
+#: z-scores are clipped to [-Z_CLIP, Z_CLIP].
+Z_CLIP = 10.0
 
 
 class Normalizer:
     """Per-modality, per-feature z-scoring with statistics from real (unpadded) train steps.
 
-    ``mean[m]`` and ``std[m]`` are (D_m,) float32; std is the population std
-    (ddof=0) floored at ``STD_FLOOR`` so constant features map to 0.
+    ``mean[m]`` and ``std[m]`` are (D_m,) float32; std is the population std (ddof=0), and inf for a
+    dead feature (its z-score is 0). ``clipped`` counts, per split and modality, the values that
+    :meth:`transform` clipped to +-Z_CLIP (filled as splits are transformed).
     """
 
     def __init__(self, mean: dict[str, np.ndarray], std: dict[str, np.ndarray]):
         self.mean = {m: np.asarray(v, dtype=np.float32) for m, v in mean.items()}
         self.std = {m: np.asarray(v, dtype=np.float32) for m, v in std.items()}
+        self.clipped: dict = {}
 
     @classmethod
     def fit(cls, split: SplitData, modalities) -> "Normalizer":
@@ -31,7 +45,8 @@ class Normalizer:
             if len(steps) == 0:
                 raise ValueError(f"Normalizer.fit: split '{split.name}' has no real time steps for '{m}'")
             mean[m] = steps.mean(axis=0, dtype=np.float64)
-            std[m] = np.maximum(steps.std(axis=0, dtype=np.float64), STD_FLOOR)
+            sd = steps.std(axis=0, dtype=np.float64)
+            std[m] = np.where(sd <= DEAD_TOL * np.maximum(1.0, np.abs(mean[m])), np.inf, sd)  # dead -> inf
         return cls(mean, std)
 
     def transform(self, split: SplitData) -> SplitData:
@@ -41,10 +56,31 @@ class Normalizer:
             x = split.features[m]  # (N, T, D)
             if x.shape[-1] != self.mean[m].shape[0]:
                 raise ValueError(f"Normalizer: '{m}' has width {x.shape[-1]}, fitted on {self.mean[m].shape[0]}")
-            y = (x - self.mean[m]) / self.std[m]
-            y[~split.mask(m)] = 0.0
+            y = (x - self.mean[m]) / self.std[m]  # a dead feature: finite / inf = 0
+            mask = split.mask(m)
+            y[~mask] = 0.0
+            over = np.abs(y) > Z_CLIP
+            self.clipped[(split.name, m)] = (int(over.sum()), int(mask.sum()) * y.shape[-1])
+            np.clip(y, -Z_CLIP, Z_CLIP, out=y)
             features[m] = y.astype(np.float32, copy=False)
         return dataclasses.replace(split, features=features)
+
+    def dead(self, m: str) -> np.ndarray:
+        """(D_m,) bool: features constant on the train split (z-score 0 everywhere)."""
+        return ~np.isfinite(self.std[m])
+
+    def report(self) -> list[str]:
+        """One line per modality with dead features or clipped values, for the run's log."""
+        lines = []
+        for m in self.mean:
+            dead = int(self.dead(m).sum())
+            clipped = {s: c for (s, mm), c in self.clipped.items() if mm == m and c[0]}
+            if dead or clipped:
+                parts = [f"{dead} of {len(self.std[m])} features constant on the train split, set to 0"] if dead else []
+                parts += [f"{n} {s} values ({100 * n / max(tot, 1):.2g} %) beyond +-{Z_CLIP:g} std clipped"
+                          for s, (n, tot) in clipped.items()]
+                lines.append(f"normaliser, {m}: " + "; ".join(parts))
+        return lines
 
     def state_dict(self) -> dict:
         """{m: {"mean": (D,) tensor, "std": (D,) tensor}}; safe for torch.load(weights_only=True)."""

@@ -60,8 +60,10 @@ class QueryResampler(nn.Module):
 class Encoder(nn.Module):
     """E_m: (B, T_m, D_m) -> S_m (B, L, d). Also the generator of the adversarial game."""
 
-    def __init__(self, t_in: int, d_in: int, latent_len: int, latent_dim: int, kernel: int = 3):
+    def __init__(self, t_in: int, d_in: int, latent_len: int, latent_dim: int, kernel: int = 3,
+                 dropout: float = 0.0):
         super().__init__()
+        self.drop = nn.Dropout(dropout)  # on the input features and on the code (training only)
         self.inp = nn.Linear(d_in, latent_dim)  # width D_m -> d
         self.pos = nn.Parameter(torch.zeros(t_in, latent_dim))  # learned positions, (T_m, d)
         self.conv = nn.Conv1d(latent_dim, latent_dim, kernel, padding=kernel // 2)  # odd kernel: keeps T_m
@@ -71,13 +73,13 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T_m, D_m), mask (B, T_m) -> S (B, L, d)."""
-        h = self.inp(x) + self.pos  # (B, T_m, d)
+        h = self.inp(self.drop(x)) + self.pos  # (B, T_m, d)
         if mask is not None:
             h = h * mask[..., None]  # zero the padding so the convolution does not see it
         h = h + F.gelu(self.conv(h.transpose(1, 2)).transpose(1, 2))  # (B, d, T_m) -> (B, T_m, d)
         h = self.norm(h)
         s, _ = self.resample(h, mask, need_weights=False)  # (B, L, d)
-        return self.out(s)  # no squashing: the discriminator shapes S towards N(0, I)
+        return self.out(self.drop(s))  # no squashing: the discriminator shapes S towards N(0, I)
 
 
 class Decoder(nn.Module):
@@ -186,9 +188,10 @@ class ModalityAAE(nn.Module):
     """
 
     def __init__(self, t_in: int, d_in: int, latent_len: int, latent_dim: int,
-                 disc_hidden: int, kernel: int = 3, adversarial: bool = True, disc_samples: str = "tokens"):
+                 disc_hidden: int, kernel: int = 3, adversarial: bool = True, disc_samples: str = "tokens",
+                 enc_dropout: float = 0.0):
         super().__init__()
-        self.encoder = Encoder(t_in, d_in, latent_len, latent_dim, kernel)
+        self.encoder = Encoder(t_in, d_in, latent_len, latent_dim, kernel, enc_dropout)
         self.decoder = Decoder(t_in, d_in, latent_dim) if adversarial else None
         width = disc_width(latent_len, latent_dim, disc_samples)
         self.discriminator = Discriminator(width, disc_hidden) if adversarial else None

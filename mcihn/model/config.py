@@ -20,6 +20,20 @@ from .text_encoder import TEXT_LR
 SCHEDULES = ("joint", "phases")
 from ..modalities import letters as modality_letters
 
+#: Learning-rate schedules after the warm-up (``mcihn.training.trainer.lr_factor``).
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def check_training_fields(cfg) -> None:
+    """The optimiser fields every model's config shares (MCIHN's and the baselines')."""
+    if not (0 <= cfg.weight_decay < float("inf")):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {cfg.weight_decay}")
+    if not (0 <= cfg.warmup_epochs < float("inf")):
+        raise ValueError(f"warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
+
+
 @dataclass
 class MCIHNConfig:
     """Every size and switch of the model and of Algorithm 1.
@@ -28,6 +42,7 @@ class MCIHNConfig:
         latent_len (L), latent_dim (d): size of every latent code S^m, (B, L, d).
         heads (h): heads of the fusion attention, Eq. 15. d must divide by h.
         dropout: on attention weights and before the regression head (paper: 0.5).
+        enc_dropout: dropout inside each encoder, on its input features and on its code S.
         enc_kernel: width of the temporal convolution inside each encoder.
         disc_hidden: hidden width of the AAE discriminators.
         mmd_multipliers: Gaussian bandwidths of the multi-kernel MMD, as multiples
@@ -46,6 +61,9 @@ class MCIHNConfig:
         use_cgmm: False = MCIHN-2 (pair features are plain means, no MMD term).
     Training (Algorithm 1, Sec. 4.3)
         lr, batch_size, epochs (max), patience (early stopping on validation MAE), grad_clip (None = off).
+        weight_decay: AdamW's decoupled weight decay on weight matrices (0 = Adam, as the paper).
+        warmup_epochs: linear learning-rate warm-up; lr_schedule: "constant" or "cosine" after it
+            (``mcihn.training.trainer.lr_factor``).
         schedule: "joint" (default): per batch a discriminator step on detached codes, then ONE
             Adam step on L_Mul + lambda L_Adp + rec_weight L_AE + adv_weight L_gen over encoders,
             decoders, CGMM, xi, FFM and head, so each weight sets its term's share of the step.
@@ -68,6 +86,7 @@ class MCIHNConfig:
     latent_dim: int = 256
     heads: int = 8
     dropout: float = 0.5
+    enc_dropout: float = 0.0
     enc_kernel: int = 3
     disc_hidden: int = 256
     mmd_multipliers: tuple = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -87,6 +106,9 @@ class MCIHNConfig:
     disc_samples: str = "tokens"
     xi: str = "orthogonal"
     grad_clip: float | None = 5.0
+    weight_decay: float = 0.0
+    warmup_epochs: float = 0.0
+    lr_schedule: str = "constant"
     text_encoder: str | None = None
     text_lr: float = TEXT_LR
     preset: str = "paper"
@@ -102,12 +124,13 @@ class MCIHNConfig:
         for name, choices in (("schedule", SCHEDULES), ("disc_samples", DISC_SAMPLES), ("xi", XI_KINDS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
-        for name in ("mmd_weight", "adv_weight", "adv_lr_scale", "rec_weight", "dropout"):
+        check_training_fields(self)
+        for name in ("mmd_weight", "adv_weight", "adv_lr_scale", "rec_weight", "dropout", "enc_dropout"):
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if self.dropout >= 1:
-            raise ValueError(f"dropout must be < 1, got {self.dropout}")
+        if self.dropout >= 1 or self.enc_dropout >= 1:
+            raise ValueError(f"dropout and enc_dropout must be < 1, got {self.dropout}, {self.enc_dropout}")
         if not (self.lr > 0 and self.lr < float("inf")):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (self.text_lr > 0 and self.text_lr < float("inf")):

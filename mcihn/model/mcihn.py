@@ -51,7 +51,7 @@ class MCIHN(nn.Module):
         L, d = cfg.latent_len, cfg.latent_dim
         self.aae = nn.ModuleDict({
             m: ModalityAAE(T, D, L, d, cfg.disc_hidden, cfg.enc_kernel, adversarial=cfg.use_aae,
-                           disc_samples=cfg.disc_samples)
+                           disc_samples=cfg.disc_samples, enc_dropout=cfg.enc_dropout)
             for m, (T, D) in self.dims.items()
         })
         self.use_gate = cfg.use_cgmm and len(self.modalities) >= 2

@@ -245,6 +245,8 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     """Train one model per seed and write DIR/results.json (see the module docstring)."""
     out_dir = Path(out_dir) if out_dir is not None else None
     prepared = prepare(data, cfg)  # checked inputs and train-split statistics, the same for every seed
+    for line in prepared[1].report():  # dead features, clipped outliers
+        log(line)
     if out_dir is not None:
         _clean(out_dir, log)
     per_seed = []

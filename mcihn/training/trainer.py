@@ -18,6 +18,7 @@ read at once, before the bad step is applied. Loss logs are summed on the device
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from pathlib import Path
 
@@ -102,6 +103,21 @@ class _NonFiniteWatch:
                                  "lower the learning rate, check the inputs for extreme values, or try without --amp")
 
 
+def lr_factor(step: int, steps_per_epoch: int, cfg) -> float:
+    """Learning-rate multiplier at optimiser step ``step`` (0-based): a linear warm-up over
+    ``cfg.warmup_epochs`` epochs, then ``cfg.lr_schedule``: "constant" (1) or "cosine" (from 1 down
+    to 0.1 at the epoch budget ``cfg.epochs``). A function of the step count alone, so a resumed run
+    continues on the same curve without saving a scheduler."""
+    warm = getattr(cfg, "warmup_epochs", 0.0) * steps_per_epoch
+    if warm > 0 and step < warm:
+        return (step + 1) / (warm + 1)
+    if getattr(cfg, "lr_schedule", "constant") == "cosine":
+        total = max(cfg.epochs * steps_per_epoch - warm, 1)
+        t = min(max(step - warm, 0) / total, 1.0)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+    return 1.0
+
+
 class Trainer:
     """Holds the model, one optimiser per training phase, and the training state of one run.
 
@@ -114,9 +130,17 @@ class Trainer:
         self.kind = model_kind(cfg)
         self.model = build_model(cfg, dims, text_encoder).to(self.device)
         self.phases = self.model.training_phases()
-        # foreach: one fused loop over the parameters, also on CPU
-        self.opt = {p.key: torch.optim.Adam([{"params": p.params}, *p.extra_groups], lr=cfg.lr * p.lr_scale,
-                                            foreach=True) for p in self.phases}
+        # AdamW: Adam with decoupled weight decay (cfg.weight_decay; 0 = plain Adam). Biases and
+        # normalisation gains (1-d tensors) are not decayed. foreach: one fused loop, also on CPU.
+        wd = float(getattr(cfg, "weight_decay", 0.0))
+        self.opt = {p.key: torch.optim.AdamW(
+            [{"params": [q for q in p.params if q.ndim > 1], "weight_decay": wd},
+             {"params": [q for q in p.params if q.ndim <= 1], "weight_decay": 0.0},
+             *({"weight_decay": 0.0, **g} for g in p.extra_groups)], lr=cfg.lr * p.lr_scale, foreach=True)
+            for p in self.phases}
+        for o in self.opt.values():
+            for g in o.param_groups:
+                g["base_lr"] = g["lr"]
         # bf16 autocast on CUDA needs no gradient scaler.
         self.amp = bool(amp) and self.device.type == "cuda"
         # CPU: read every loss at once (nothing to wait for); GPU: every sync_every batches.
@@ -126,6 +150,7 @@ class Trainer:
         self.epoch, self.history = 0, []
         self.best_val, self.best_epoch, self.bad_epochs = float("inf"), 0, 0
         self.best_state = None  # weights of the best validation epoch, in memory
+        self.lr_scale = 1.0  # set per batch by train_epoch (lr_factor)
 
     def autocast(self):
         if self.amp:
@@ -139,6 +164,8 @@ class Trainer:
             loss, logs = phase.loss(batch)
         (watch or _NonFiniteWatch(immediate=True)).add(loss, phase.name, where)
         opt = self.opt[phase.key]
+        for g in opt.param_groups:  # warm-up and schedule (lr_factor), from the step count
+            g["lr"] = g["base_lr"] * self.lr_scale
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.cfg.grad_clip:
@@ -182,6 +209,7 @@ class Trainer:
         bar = tqdm(iterate_batches(train, self.cfg.batch_size, self.shuffle), total=n_batches,
                    desc=f"epoch {epoch}/{self.cfg.epochs}", leave=False, disable=not progress)
         for i, batch in enumerate(bar):
+            self.lr_scale = lr_factor((epoch - 1) * n_batches + i, n_batches, self.cfg)
             logs = self.train_batch(batch, where=f"epoch {epoch}, batch {i + 1}/{n_batches}", watch=watch)
             for k, v in logs.items():  # summed on the device, in float64
                 sums[k] = sums.get(k, 0.0) + v.detach().double()

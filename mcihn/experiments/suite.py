@@ -1,0 +1,286 @@
+"""The development suite: several unlike data sets, every model asked for, several seeds, one table.
+
+A default is only worth the name if it holds on data nobody tuned it on. The suite puts the models of
+this package (and, when MMSA 2.2.1 is installed, MMSA's own TFN and LMF) on data sets that look like
+the world, next to the field's reference points on the same splits: the mean predictor, a ridge
+regression on time-pooled features (alpha on valid), and, for planted sets, the Bayes floor (the MAE an
+oracle that knows the generator reaches, ``mcihn.data.planted``). It writes the test table that the
+README shows and, separately, the validation table that chooses defaults (never the test one).
+
+Entries (``ENTRIES``; ``--entries`` picks some, ``NAME=PATH`` adds an MMSA pickle of your own):
+
+    mosi-ta           real CMU-MOSI, 62 videos split by video: frozen MiniLM text + openSMILE audio
+    mosi-text         real CMU-MOSI transcripts, standard split: frozen MiniLM text only
+    linear-2000       planted: a label carried mostly linearly by text; ridge is hard to beat
+    interaction-1000  planted: a cross-modal interaction no single modality shows
+    window-1000       planted: evidence in a short random window, heavy per-step noise
+    interaction-300   planted: the interaction set with 300 training clips
+
+Layout of DIR::
+
+    DIR/suite.md, DIR/suite.json          the test table (mean +- std over seeds) and every record
+    DIR/valid.md                          the same rows on the validation split (what chooses)
+    DIR/runs/<entry>/<row>/<seed>.json    one record per run (written last: a rerun skips it)
+    DIR/cache/                            encoded transcripts (MiniLM states), reused by reruns
+
+A missing or malformed entry is reported by name and the rest of the suite runs; a killed suite
+continues with ``resume`` (finished records are read back; without it a non-empty DIR is refused).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics import evaluate
+from ..utils import atomic_write_bytes, atomic_write_json, jsonable
+from .reference import mean_reference, ridge_reference
+
+#: Columns of the table: (title, metric key, scale for display).
+COLUMNS = (("MAE", "MAE", 1.0), ("Corr", "Corr", 1.0), ("Has0 Acc-2", "Has0_acc_2", 100.0))
+#: Where the real development files are looked for when no folder is given (relative to the working
+#: folder and to the repository): the layout of the project's ``../shared/data``.
+SHARED_CANDIDATES = ("../shared/data", "shared/data")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One data set of the suite: how to load it and which modalities the models read."""
+
+    name: str
+    source: str          # "mosi-ta" | "mosi-text" | "planted" | "pickle"
+    modalities: str
+    arg: str = ""        # file or folder (real data, pickle) or planted kind
+    n_train: int = 0     # planted: training clips
+    description: str = ""
+
+    def load(self, shared: Path | None, cache_dir: Path):
+        """The entry's :class:`MultimodalData`; raises with the entry's name and file on any problem."""
+        from ..data import load_mmsa
+        from ..data.real import load_mosi_ta, load_mosi_text
+
+        if self.source == "planted":
+            from ..data.planted import planted_data
+
+            return planted_data(self.arg, n_train=self.n_train, seed=0)
+        if self.source == "pickle":
+            return load_mmsa(self.arg)
+        path = Path(self.arg) if self.arg else (shared / SHARED_FILES[self.source] if shared else None)
+        if path is None:
+            raise FileNotFoundError(f"no folder with the real development files: give --shared DIR (where "
+                                    f"{SHARED_FILES[self.source]} lies) or {self.name}=PATH")
+        loader = load_mosi_ta if self.source == "mosi-ta" else load_mosi_text
+        return loader(path, cache_dir=cache_dir)
+
+
+SHARED_FILES = {"mosi-ta": "mosi-audio/mosi_ta_dev.csv", "mosi-text": "mosi-text"}
+
+ENTRIES = {e.name: e for e in (
+    Entry("mosi-ta", "mosi-ta", "ta", description="real CMU-MOSI text + audio, 62 videos split by video"),
+    Entry("mosi-text", "mosi-text", "t", description="real CMU-MOSI transcripts, standard split"),
+    Entry("linear-2000", "planted", "tav", "linear", 2000, "planted: mostly linear in text"),
+    Entry("interaction-1000", "planted", "tav", "interaction", 1000, "planted: cross-modal interaction"),
+    Entry("window-1000", "planted", "tav", "window", 1000, "planted: evidence in a short window"),
+    Entry("interaction-300", "planted", "tav", "interaction", 300, "planted: interaction, 300 clips"),
+)}
+
+
+def parse_entries(specs) -> list[Entry]:
+    """Entry names of ``ENTRIES`` and ``NAME=PATH`` items (a real file for mosi-ta / mosi-text, else an
+    MMSA pickle with all its modalities, or ``NAME=PATH:MODALITIES``)."""
+    out = []
+    for spec in specs or list(ENTRIES):
+        if "=" not in spec:
+            if spec not in ENTRIES:
+                raise ValueError(f"unknown suite entry {spec!r}; choose from {', '.join(ENTRIES)} or NAME=PATH")
+            out.append(ENTRIES[spec])
+            continue
+        name, path = spec.split("=", 1)
+        if name in SHARED_FILES:
+            out.append(Entry(name, name, ENTRIES[name].modalities, path, description=ENTRIES[name].description))
+        else:
+            path, _, mods = path.partition(":")
+            out.append(Entry(name, "pickle", mods or "tav", path, description=f"MMSA pickle {path}"))
+    return out
+
+
+def find_shared() -> Path | None:
+    here = Path(__file__).resolve().parents[2]
+    for c in SHARED_CANDIDATES:
+        for base in (Path.cwd(), here):
+            if (base / c).is_dir():
+                return (base / c).resolve()
+    return None
+
+
+# ------------------------------------------------------------------------------------------ one run
+@dataclass(frozen=True)
+class Row:
+    """A line of the table: ``ours`` (a registry model with config overrides), ``mmsa`` or a reference."""
+
+    label: str
+    side: str            # "ours" | "mmsa" | "ref"
+    kind: str            # registry kind, MMSA model name, or "mean" / "ridge" / "floor"
+    overrides: tuple = ()
+
+    @property
+    def slug(self) -> str:
+        extra = "".join(f"_{k}-{v}" for k, v in self.overrides)
+        return f"{self.side}_{self.kind}{extra}".replace("/", "-")
+
+
+def ours_config(kind: str, entry: Entry, data, overrides=()):
+    """The config ``python -m mcihn train --data FILE --model KIND`` uses on this data (its defaults), with
+    the entry's modalities and ``overrides``."""
+    from ..training.registry import default_config
+
+    return default_config(kind, data, modalities=entry.modalities, **dict(overrides))
+
+
+def run_one(row: Row, entry: Entry, data, seed: int, work: Path) -> dict:
+    """Train (or compute) one row on one entry with one seed; returns the record written to disk."""
+    t0 = time.time()
+    if row.side == "ours":
+        from ..training.runner import run_experiment
+
+        cfg = ours_config(row.kind, entry, data, row.overrides)
+        res = run_experiment(data, cfg, seeds=[seed], out_dir=None, device="cpu", progress=False,
+                             log=lambda *a: None)
+        r, hist = res["per_seed"][0], res["histories"][seed]
+        rec = {"valid": r["valid"], "test": r["test"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
+               "curve": [[round(h["train"].get("mul", h["train"].get("total", math.nan)), 4),
+                          round(h["valid"]["loss_mul"], 4)] for h in hist],
+               "config": cfg.to_dict()}
+    elif row.side == "mmsa":
+        from .mmsa_models import run_mmsa_model
+
+        r = run_mmsa_model(row.kind, data, seed, work / "mmsa", modalities=entry.modalities)
+        rec = {"valid": {"MAE": r["valid_mae"]}, "test": r["test"], "best_epoch": r["best_epoch"],
+               "epochs_run": r["epochs_run"], "hyper_parameters": r.get("hyper_parameters")}
+    else:
+        rec = reference(row.kind, data, entry.modalities)
+    rec.update(row=row.label, entry=entry.name, seed=seed, seconds=round(time.time() - t0, 1))
+    return rec
+
+
+def reference(kind: str, data, modalities: str) -> dict:
+    if kind == "mean":
+        return mean_reference(data)
+    if kind == "ridge":
+        return ridge_reference(data, modalities)
+    floor = (data.meta or {}).get("bayes_floor")
+    if not floor:
+        return {"valid": {}, "test": {}}
+    return {s: {"MAE": float(floor[s])} for s in ("valid", "test")}
+
+
+# ------------------------------------------------------------------------------------------ the suite
+@dataclass
+class SuiteResult:
+    records: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)   # entry -> message
+    rows: list = field(default_factory=list)
+    entries: list = field(default_factory=list)
+
+    def cell(self, entry: str, row: str, split: str, key: str):
+        vals = [r[split].get(key) for r in self.records if r["entry"] == entry and r["row"] == row
+                and r[split].get(key) is not None]
+        return vals
+
+    def to_markdown(self, split: str = "test") -> str:
+        lines = []
+        for e in self.entries:
+            lines.append(f"\n### {e.name}: {e.description} ({split} split)\n")
+            if e.name in self.errors:
+                lines.append(f"not run: {self.errors[e.name]}\n")
+                continue
+            lines.append("| row | seeds | " + " | ".join(c[0] for c in COLUMNS) + " | best epochs |")
+            lines.append("|---|---|" + "---|" * len(COLUMNS) + "---|")
+            for row in self.rows:
+                recs = [r for r in self.records if r["entry"] == e.name and r["row"] == row.label]
+                if not recs:
+                    continue
+                cells = []
+                for _, key, scale in COLUMNS:
+                    v = np.array(self.cell(e.name, row.label, split, key), float) * scale
+                    digits = 1 if scale != 1 else 3
+                    cells.append("-" if len(v) == 0 else f"{v.mean():.{digits}f}" + (
+                        f" ± {v.std():.{digits}f}" if len(v) > 1 else ""))
+                best = ",".join(str(r["best_epoch"]) for r in recs if r.get("best_epoch") is not None) or "-"
+                seeds = len(recs) if row.side != "ref" else "-"
+                lines.append(f"| {row.label} | {seeds} | " + " | ".join(cells) + f" | {best} |")
+        return "\n".join(lines) + "\n"
+
+
+def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=()) -> list[Row]:
+    """References first, then our models, MMSA's, and ``variants`` ((label, kind, overrides) triples)."""
+    from ..training.registry import config_class
+
+    rows = [Row("mean predictor", "ref", "mean"), Row("ridge (pooled)", "ref", "ridge"),
+            Row("Bayes floor", "ref", "floor")]
+    rows += [Row(config_class(k)().variant if k == "mcihn" else config_class(k).title, "ours", k) for k in models]
+    rows += [Row(f"MMSA {k.upper()}", "mmsa", k) for k in mmsa]
+    rows += [Row(label, "ours", kind, tuple(sorted(over.items()))) for label, kind, over in variants]
+    return rows
+
+
+def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1115), shared=None,
+              resume: bool = False, log=print) -> SuiteResult:
+    """Run every row on every entry over ``seeds``; write DIR/suite.md, valid.md, suite.json."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise FileExistsError(f"{out} is not empty: pass resume=True (--resume) to continue that suite")
+    out.mkdir(parents=True, exist_ok=True)
+    entries = parse_entries(entries) if entries is None or isinstance(entries[0], str) else list(entries)
+    rows = rows or default_rows()
+    shared = Path(shared) if shared else find_shared()
+    res = SuiteResult(rows=rows, entries=entries)
+    for e in entries:
+        try:
+            data = e.load(shared, out / "cache")
+        except Exception as err:  # noqa: BLE001 - one bad entry must not stop the suite
+            res.errors[e.name] = f"{type(err).__name__}: {err}"
+            log(f"[{e.name}] skipped: {res.errors[e.name]}")
+            write_tables(res, out)
+            continue
+        log(f"[{e.name}] {data.source}: " + ", ".join(f"{s} {len(data[s])}" for s in ("train", "valid", "test"))
+            + f"; modalities {e.modalities}; dims {dict(data.dims)}")
+        for row in rows:
+            if row.side == "mmsa":
+                from .mmsa_models import mmsa_available
+
+                why = mmsa_available()
+                if why:
+                    log(f"[{e.name}] {row.label}: skipped ({why})")
+                    continue
+            for seed in (seeds if row.side != "ref" else seeds[:1]):  # references are deterministic
+                path = out / "runs" / e.name / row.slug / f"{seed}.json"
+                if path.exists():
+                    res.records.append(json.loads(path.read_text()))
+                    continue
+                try:
+                    rec = run_one(row, e, data, seed, out)
+                except Exception as err:  # noqa: BLE001
+                    log(f"[{e.name}] {row.label} seed {seed}: failed: {type(err).__name__}: {err}")
+                    continue
+                if not rec["test"]:
+                    continue
+                atomic_write_json(path, jsonable(rec))
+                res.records.append(rec)
+                log(f"[{e.name}] {row.label}" + (f" seed {seed}" if row.side != "ref" else "") + ": valid MAE {rec['valid'].get('MAE', math.nan):.3f}, "
+                    f"test MAE {rec['test']['MAE']:.3f}" + (f", best epoch {rec['best_epoch']}"
+                                                             if rec.get("best_epoch") else "")
+                    + f" ({rec['seconds']:.0f} s)")
+        write_tables(res, out)
+    return res
+
+
+def write_tables(res: SuiteResult, out: Path) -> None:
+    atomic_write_bytes(out / "suite.md", res.to_markdown("test").encode())
+    atomic_write_bytes(out / "valid.md", res.to_markdown("valid").encode())
+    atomic_write_json(out / "suite.json", jsonable({"records": res.records, "errors": res.errors,
+                                                    "rows": [r.__dict__ for r in res.rows]}))

@@ -1,0 +1,123 @@
+"""The development suite and its real-data loaders: files the tests write themselves, a tiny BERT made with
+``save_pretrained``, planted entries, resume, and a bad entry reported by name while the rest runs.
+The real files under ../shared/data are used when present (skipped otherwise)."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcihn.data.real import RealDataError, load_mosi_ta, load_mosi_text, read_mosi_ta_csv
+from mcihn.experiments.suite import ENTRIES, Entry, Row, default_rows, find_shared, parse_entries, run_suite
+from mcihn.extraction.fixtures import make_tiny_bert
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("bert") / "bert")
+
+
+def write_ta_csv(path: Path, n_per_split=(12, 5, 6), n_audio=7, seed=0, bad=None) -> Path:
+    rng = np.random.default_rng(seed)
+    cols = ["clip_id", "video_id", "split", "label", "text"] + [f"a{i}" for i in range(n_audio)]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        k = 0
+        for split, n in zip(("train", "valid", "test"), n_per_split):
+            for i in range(n):
+                audio = rng.normal(size=n_audio).round(4).tolist()
+                audio[0] = 5.0  # a dead feature, as real openSMILE files have
+                row = [f"v{k // 4}_{k}", f"v{k // 4}", split, round(float(rng.uniform(-3, 3)), 2),
+                       "GOOD MOVIE" if i % 2 else "BAD FILM"] + audio
+                if bad and k == bad[0]:
+                    row[cols.index(bad[1])] = bad[2]
+                w.writerow(row)
+                k += 1
+    return path
+
+
+def test_mosi_ta_loader_layout_and_cache(tmp_path, bert):
+    path = write_ta_csv(tmp_path / "ta.csv")
+    data = load_mosi_ta(path, encoder=bert, cache_dir=tmp_path / "cache")
+    assert {s: len(data[s]) for s in ("train", "valid", "test")} == {"train": 12, "valid": 5, "test": 6}
+    T, D = data.dims["text"]
+    assert data.dims["audio"] == (1, 7) and T == 50 and D == 32
+    tr = data["train"]
+    assert (tr.lengths["audio"] == 1).all() and tr.features["audio"][:, 0, 0].tolist() == [5.0] * 12
+    assert (tr.features["text"][~tr.mask("text")] == 0).all() and tr.raw_text[1] == "GOOD MOVIE"
+    assert len(list((tmp_path / "cache").glob("text_*.npz"))) == 1
+    again = load_mosi_ta(path, encoder=bert, cache_dir=tmp_path / "cache")  # read back from the cache
+    np.testing.assert_array_equal(again["train"].features["text"], tr.features["text"])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ((3, "a2", "x1"), r"line 5 \(clip 'v0_3'\), field 'a2': 'x1' is not a number"),
+    ((0, "split", "training"), r"line 2 .*field 'split': 'training' is not train, valid or test"),
+    ((7, "label", "nan"), r"line 9 .*field 'label': nan is not finite"),
+])
+def test_mosi_ta_bad_rows_name_file_line_field(tmp_path, bad, match):
+    path = write_ta_csv(tmp_path / "bad.csv", bad=bad)
+    with pytest.raises(RealDataError, match=match):
+        read_mosi_ta_csv(path)
+    with pytest.raises(RealDataError, match="no such file"):
+        read_mosi_ta_csv(tmp_path / "missing.csv")
+
+
+def test_mosi_text_loader(tmp_path, bert):
+    for name, n in (("train", 6), ("dev", 3), ("test", 4)):
+        (tmp_path / f"{name}.tsv").write_text("text\tlabel\n" + "".join(f"SOME WORDS {i}\t{i / 2 - 1}\n" for i in range(n)))
+    data = load_mosi_text(tmp_path, encoder=bert)
+    assert list(data.dims) == ["text"] and len(data["valid"]) == 3 and data["test"].labels[1] == -0.5
+    (tmp_path / "dev.tsv").write_text("text\tlabel\nA\tpositive\n")
+    with pytest.raises(RealDataError, match=r"dev.tsv, line 2, field 'label'"):
+        load_mosi_text(tmp_path, encoder=bert)
+
+
+def test_entries_parse_and_refuse_unknown():
+    assert [e.name for e in parse_entries(None)] == list(ENTRIES)
+    e = parse_entries(["mine=/x/y.pkl:ta"])[0]
+    assert (e.source, e.arg, e.modalities) == ("pickle", "/x/y.pkl", "ta")
+    assert parse_entries(["mosi-ta=/data/f.csv"])[0].source == "mosi-ta"
+    with pytest.raises(ValueError, match="unknown suite entry 'nope'"):
+        parse_entries(["nope"])
+
+
+def test_suite_runs_reports_bad_entry_and_resumes(tmp_path):
+    """Two planted entries (tiny preset, 2 epochs) and a missing pickle: the bad one is reported by name, the
+    others run; a rerun with resume reads every record back and trains nothing."""
+    small = [Entry("lin", "planted", "tav", "linear", 300), Entry("gone", "pickle", "tav", str(tmp_path / "no.pkl"))]
+    rows = default_rows(models=(), mmsa=()) + [Row("MCIHN tiny", "ours", "mcihn", (("epochs", 2), ("preset", "tiny")))]
+    logs = []
+    res = run_suite(tmp_path / "s", small, rows, seeds=(1, 2), log=logs.append)
+    assert "gone" in res.errors and "no.pkl" in res.errors["gone"]
+    assert any("[gone] skipped" in line for line in logs)
+    md = (tmp_path / "s" / "suite.md").read_text()
+    for label in ("mean predictor", "ridge (pooled)", "Bayes floor", "MCIHN tiny"):
+        assert f"| {label} |" in md
+    assert "not run: FileNotFoundError" in md
+    ours = [r for r in res.records if r["row"] == "MCIHN tiny"]
+    assert sorted(r["seed"] for r in ours) == [1, 2] and all(1 <= r["best_epoch"] <= 2 for r in ours)
+    floor = next(r for r in res.records if r["row"] == "Bayes floor")["test"]["MAE"]
+    mean = next(r for r in res.records if r["row"] == "mean predictor")["test"]["MAE"]
+    assert 0 < floor < mean
+    with pytest.raises(FileExistsError, match="resume"):
+        run_suite(tmp_path / "s", small, rows, seeds=(1, 2), log=logs.append)
+    logs.clear()
+    again = run_suite(tmp_path / "s", small, rows, seeds=(1, 2), resume=True, log=logs.append)
+    assert not any("seed" in line and "MAE" in line for line in logs)  # nothing re-run
+    assert json.dumps(sorted(r["test"]["MAE"] for r in again.records)) == json.dumps(
+        sorted(r["test"]["MAE"] for r in res.records))
+
+
+@pytest.mark.skipif(not (SHARED / "mosi-audio" / "mosi_ta_dev.csv").exists(), reason="../shared/data not present")
+def test_real_mosi_ta_file_reads():
+    rows = read_mosi_ta_csv(SHARED / "mosi-audio" / "mosi_ta_dev.csv")
+    assert len(rows) == 1443 and {r["split"] for r in rows} == {"train", "valid", "test"}
+    assert all(r["audio"].shape == (73,) for r in rows)
+    assert find_shared() is not None
