@@ -67,7 +67,7 @@ def add_threads_arg(p) -> None:
 def _threads_preset(a) -> str | None:
     """The preset a command will run, as far as the command line says (None: large models or unknown)."""
     if a.command in ("train", "experiment", "tune"):
-        return a.preset or ("paper" if a.data else "tiny")
+        return a.preset or ("auto" if a.data else "tiny")
     if a.command == "bench":
         return a.preset
     return None
@@ -103,8 +103,9 @@ def _add_train(sub):
     p.add_argument("--modalities", help="non-empty subset of t (text), a (audio), v (vision); default tav")
     p.add_argument("--no-aae", action="store_true", help="ablation MCIHN-1: no adversarial autoencoders")
     p.add_argument("--no-cgmm", action="store_true", help="ablation MCIHN-2: no cross-modal gate, no MMD")
-    p.add_argument("--preset", choices=["paper", "tiny"],
-                   help="model sizes (default: paper with --data, tiny on the synthetic default)")
+    p.add_argument("--preset", choices=PRESET_CHOICES,
+                   help="auto: sizes from the training-set size and the suite's training recipe (default with --data); "
+                        "paper: the paper's settings (Sec. 4.3); tiny: tests and the synthetic default")
     p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--patience", type=POSITIVE_INT, help="early-stopping patience in epochs")
     p.add_argument("--mmd-weight", type=NON_NEGATIVE, help="lambda in L = L_Mul + lambda L_Adp")
@@ -152,21 +153,21 @@ def cmd_train(a) -> int:
         print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
               file=sys.stderr)
         return 2
+    from .training.registry import default_preset
     if a.data:
         from .data import load_mmsa
         data = load_mmsa(a.data, dataset=a.dataset)
-        preset = a.preset or "paper"
     else:
         from .data import synthetic_data
         data = synthetic_data(kind=a.dataset or "mosi", seed=0)
-        preset = a.preset or "tiny"
+    preset = a.preset or default_preset(data)
     print(f"data: {data.source}  [{data.dataset}; " + ", ".join(
         f"{s} {len(data[s])}" for s in data.splits) + "; " + ", ".join(
         f"{m} {T}x{D}" for m, (T, D) in data.dims.items()) + "]")
     if data.synthetic:
         print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS. "
               "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
-    cfg = _train_config(a, preset)
+    cfg = _train_config(a, preset, n_train=len(data["train"]))
     print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
           f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
     if device.type == "cpu" and getattr(a, "threads", None) is not None:
@@ -188,13 +189,15 @@ DATASET_CHOICES = ("mosi", "mosei", "sims")
 #: Names of ``mcihn.training.registry.MODELS`` (a test keeps the two in step; importing the registry here would load torch
 #: before argparse has even checked the command line).
 MODEL_CHOICES = ("mcihn", "tfn", "lmf", "mult", "late", "selfmm", "emt", "cmhfm")
+#: Names of ``mcihn.model.config.PRESETS`` (kept in step by the same test).
+PRESET_CHOICES = ("auto", "paper", "tiny")
 #: train options that only MCIHN has: option attribute -> flag.
 MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
               "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale", "schedule": "--schedule",
               "adv_weight": "--adv-weight", "rec_weight": "--rec-weight", "disc_samples": "--disc-samples", "xi": "--xi"}
 
 
-def _train_config(a, preset: str):
+def _train_config(a, preset: str, n_train: int | None = None):
     """The config that ``train`` asks for: MCIHN with its switches, or a baseline (``--model``), starting
     from the settings of ``--params`` (a tune's best.json) when given."""
     tuned = {}
@@ -209,13 +212,13 @@ def _train_config(a, preset: str):
     if a.model == "mcihn":
         extra = {k: getattr(a, k) for k in ("mmd_weight", "mmd_samples", "adv_lr_scale", "schedule", "adv_weight",
                                              "rec_weight", "disc_samples", "xi") if getattr(a, k) is not None}
-        return MCIHNConfig.from_preset(preset, modalities=modalities, use_aae=not a.no_aae, use_cgmm=not a.no_cgmm,
-                                       **{**training, **extra})
+        return MCIHNConfig.from_preset(preset, n_train=n_train, modalities=modalities, use_aae=not a.no_aae,
+                                       use_cgmm=not a.no_cgmm, **{**training, **extra})
     used = [flag for attr, flag in MCIHN_ONLY.items() if getattr(a, attr) not in (None, False)]
     if used:
         raise ValueError(f"{', '.join(used)}: option(s) of MCIHN, not of --model {a.model}")
     from .training.registry import make_config
-    return make_config(a.model, preset, modalities=modalities, **training)
+    return make_config(a.model, preset, n_train=n_train, modalities=modalities, **training)
 
 
 def _sizes(cfg) -> str:
@@ -256,8 +259,8 @@ def _add_experiment(sub):
                         "with its defaults next to mean, ridge, Bayes floor and MMSA's TFN / LMF: experiments/suite.py)")
     p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
-    p.add_argument("--preset", choices=["paper", "tiny"],
-                   help="model sizes (default: paper with --data, tiny on the synthetic default)")
+    p.add_argument("--preset", choices=PRESET_CHOICES,
+                   help="model sizes (default: auto with --data, tiny on the synthetic default)")
     p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs of every model (quick runs)")
     p.add_argument("--models", nargs="+", help="only these rows (folder names: late tfn lmf mult selfmm emt cmhfm mcihn / "
                                                "mcihn-vt mcihn-va mcihn-ta mcihn-1 mcihn-2 mcihn)")
@@ -341,7 +344,7 @@ def _add_tune(sub):
     p.add_argument("--data", help="MMSA pickle; without it, the embedded SYNTHETIC dataset")
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES, help="model to tune (default mcihn)")
-    p.add_argument("--preset", choices=["paper", "tiny"], help="default: paper with --data, tiny on synthetic data")
+    p.add_argument("--preset", choices=PRESET_CHOICES, help="default: auto with --data, tiny on synthetic data")
     p.add_argument("--modalities", default="tav", help="non-empty subset of t, a, v")
     p.add_argument("--text-encoder", metavar="NAME_OR_DIR", help="fine-tune this text encoder (see train)")
     p.add_argument("--trials", type=POSITIVE_INT, default=20, help="trials in the study in all (a rerun adds what is missing)")
@@ -367,7 +370,8 @@ def cmd_tune(a) -> int:
     data = resolve_data(a.data, a.dataset)
     if data.synthetic:
         print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
-    preset = a.preset or ("tiny" if data.synthetic else "paper")
+    from .training.registry import default_preset
+    preset = a.preset or default_preset(data)
     overrides = {"modalities": a.modalities, **({"epochs": a.epochs} if a.epochs else {}),
                  **({"text_encoder": a.text_encoder} if a.text_encoder else {})}
     study = tune(data, a.out, model=a.model, preset=preset, trials=a.trials, seeds=a.seeds, storage=a.storage,

@@ -88,6 +88,15 @@ def test_entries_parse_and_refuse_unknown():
         parse_entries(["nope"])
 
 
+def test_rows_with_their_own_modalities_run_only_where_they_are_a_proper_subset():
+    from mcihn.experiments.suite import applies
+
+    text_only = next(r for r in default_rows() if r.label == "MCIHN, text only")
+    assert applies(text_only, ENTRIES["mosi-ta"]) and applies(text_only, ENTRIES["window-1000"])
+    assert not applies(text_only, ENTRIES["mosi-text"])  # the same run as MCIHN's own row there
+    assert all(applies(r, ENTRIES["mosi-text"]) for r in default_rows() if r.label != "MCIHN, text only")
+
+
 def test_suite_runs_reports_bad_entry_and_resumes(tmp_path):
     """Two planted entries (tiny preset, 2 epochs) and a missing pickle: the bad one is reported by name, the
     others run; a rerun with resume reads every record back and trains nothing."""

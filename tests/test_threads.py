@@ -45,7 +45,7 @@ def test_environment_wins_over_the_default(monkeypatch):
 
 
 @pytest.mark.parametrize("argv, preset", [
-    (["train", "--out", "x"], "tiny"), (["train", "--out", "x", "--data", "d.pkl"], "paper"),
+    (["train", "--out", "x"], "tiny"), (["train", "--out", "x", "--data", "d.pkl"], "auto"),
     (["experiment", "table2", "--out", "x"], "tiny"), (["bench", "--preset", "tiny"], "tiny"),
     (["evaluate", "--checkpoint", "c", "--data", "d"], None), (["robustness", "--checkpoint", "c", "--out", "x"], None),
     (["extract", "--dataset-dir", "d", "--out", "o"], None),

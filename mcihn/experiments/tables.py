@@ -40,7 +40,7 @@ from ..data import MultimodalData, load_mmsa
 from ..metrics import LOWER_IS_BETTER, display_digits, display_scale, format_metric, is_defined
 from .reference import mean_reference, ridge_reference
 from ..paper import DATASET_NAME, PUBLISHED_SOURCE, TABLE_ROWS, columns, comparable_with, published_rows
-from ..training.registry import make_config
+from ..training.registry import default_preset, make_config
 from ..training.runner import DEFAULT_SEEDS, run_experiment
 from ..utils import atomic_write_bytes, atomic_write_json, jsonable
 
@@ -254,8 +254,8 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir}: exists and is not a folder")
     data = resolve_data(data, dataset)
-    preset = preset or ("tiny" if data.synthetic else "paper")
-    training = {**(overrides or {}), **({"epochs": epochs} if epochs is not None else {})}
+    preset = preset or default_preset(data)
+    training = {**(overrides or {}), **({"epochs": epochs} if epochs is not None else {}), "n_train": len(data["train"])}
     configs = [(row, row.config(preset, **training)) for row in rows]  # config errors before any training
     if out_dir is not None and not resume:
         started = [row.slug for row in rows if any((out_dir / row.slug).glob("seed_*/last.pt"))]

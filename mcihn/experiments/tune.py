@@ -79,7 +79,8 @@ def tune(data: MultimodalData, out_dir, model: str = "mcihn", preset: str = "tin
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = make_config(model, preset, **(overrides or {}))  # config errors before any trial
+    n_train = len(data["train"])  # sizes of the auto preset
+    base = make_config(model, preset, n_train=n_train, **(overrides or {}))  # config errors before any trial
     seen = without_test(data)
     prepared = prepare(seen, base)  # checked inputs and train-split statistics, shared by every trial
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
@@ -90,7 +91,7 @@ def tune(data: MultimodalData, out_dir, model: str = "mcihn", preset: str = "tin
 
     def objective(trial):
         params = suggest(trial, base)
-        cfg = make_config(model, preset, **{**(overrides or {}), **params})
+        cfg = make_config(model, preset, n_train=n_train, **{**(overrides or {}), **params})
         maes = []
         for seed in seeds:
             res = run_seed(seen, cfg, seed, device=device, progress=False, log=quiet, prepared=prepared,
@@ -126,7 +127,7 @@ def write_results(study, out_dir: Path, model: str, preset: str, seeds, base, ov
     done = [t for t in study.trials if t.value is not None and math.isfinite(t.value)]
     if done:
         best = study.best_trial
-        cfg = make_config(model, preset, **{**(overrides or {}), **best.params})
+        cfg = type(base).from_dict({**base.to_dict(), **best.params})  # the study's config with the best trial's values
         atomic_write_json(out_dir / "best.json", jsonable({
             "params": best.params, "value": best.value, "trial": best.number, "model": model, "preset": preset,
             "seeds": list(seeds), "overrides": overrides or {}, "config": cfg.to_dict(),

@@ -54,21 +54,23 @@ def model_kind(cfg) -> str:
     raise TypeError(f"{type(cfg).__name__} is not the config of a registered model")
 
 
-def make_config(kind: str, preset: str = "paper", **overrides):
-    """``make_config("tfn", "tiny", epochs=5)`` -> TFNConfig.tiny(epochs=5)."""
-    return config_class(kind).from_preset(preset, **overrides)
+def make_config(kind: str, preset: str = "paper", n_train: int | None = None, **overrides):
+    """``make_config("tfn", "tiny", epochs=5)`` -> TFNConfig.tiny(epochs=5); ``n_train`` sizes the ``auto`` preset."""
+    return config_class(kind).from_preset(preset, n_train=n_train, **overrides)
 
 
 def default_preset(data=None) -> str:
-    """The preset ``train`` uses when none is given: ``tiny`` on the embedded synthetic data, else ``paper``."""
-    return "tiny" if data is None or (getattr(data, "synthetic", False) and not getattr(data, "meta", {}).get(
-        "planted_kind")) else "paper"
+    """The preset a command uses when none is given: ``tiny`` on the embedded synthetic data (``data`` None
+    or made by ``synthetic_data``), else ``auto`` (sizes from the training-set size)."""
+    embedded = data is None or (getattr(data, "synthetic", False) and not (data.meta or {}).get("planted_kind"))
+    return "tiny" if embedded else "auto"
 
 
 def default_config(kind: str, data=None, preset: str | None = None, **overrides):
     """The config ``python -m mcihn train --data FILE --model KIND`` trains with when no option is given
-    (the suite's "defaults" rows call this too: one place decides)."""
-    return make_config(kind, preset or default_preset(data), **overrides)
+    (the suite's rows, ``experiment`` and ``tune`` call this too: one place decides)."""
+    n_train = len(data["train"]) if data is not None else None
+    return make_config(kind, preset or default_preset(data), n_train=n_train, **overrides)
 
 
 def config_from_dict(d: dict, kind: str = "mcihn"):
