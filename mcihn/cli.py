@@ -1,7 +1,7 @@
 """Command line: ``python -m mcihn {train, evaluate, extract, predict, experiment, robustness, bench, make-synthetic}``.
 
     python -m mcihn train --out runs/demo                     # embedded SYNTHETIC MOSI-shaped data, tiny preset
-    python -m mcihn train --data MOSI/unaligned_50.pkl --out runs/mosi   # the real thing (paper preset)
+    python -m mcihn train --data MOSI/unaligned_50.pkl --out runs/mosi   # the real thing (auto preset: sizes from the data)
     python -m mcihn train --model tfn --out runs/tfn          # a baseline: tfn, lmf, mult, late
     python -m mcihn evaluate --checkpoint runs/mosi/seed_1111/best.pt --data MOSI/unaligned_50.pkl
     python -m mcihn extract --dataset-dir MOSI_raw --out mosi_clip.pkl       # raw clips -> MMSA pickle

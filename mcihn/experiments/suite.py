@@ -19,7 +19,7 @@ Entries (``ENTRIES``; ``--entries`` picks some, ``NAME=PATH`` adds an MMSA pickl
 Layout of DIR::
 
     DIR/suite.md, DIR/suite.json          the test table (mean +- std over seeds) and every record
-    DIR/valid.md                          the same rows on the validation split (what chooses)
+    DIR/valid.md                          the validation MAE of every row on every data set (what chooses)
     DIR/runs/<entry>/<row>/<seed>.json    one record per run (written last: a rerun skips it)
     DIR/cache/                            encoded transcripts (MiniLM states), reused by reruns
 
@@ -296,8 +296,32 @@ def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1
     return res
 
 
+def load_records(*folders) -> list[dict]:
+    """Every per-run record under ``DIR/runs`` of one or more suite folders."""
+    return [json.loads(p.read_text()) for f in folders for p in sorted(Path(f).glob("runs/*/*/*.json"))]
+
+
+def pivot_markdown(records: list[dict], split: str = "valid", key: str = "MAE", rows=None, entries=None) -> str:
+    """One table, a row per table row and a column per data set: mean +- std of ``split``'s ``key`` over
+    seeds (the view that chooses a default: every data set at once)."""
+    entries = entries or list(dict.fromkeys(r["entry"] for r in records))
+    rows = rows or list(dict.fromkeys(r["row"] for r in records))
+    lines = ["| row | " + " | ".join(entries) + " |", "|---|" + "---|" * len(entries)]
+    for row in rows:
+        cells = []
+        for e in entries:
+            v = np.array([r[split][key] for r in records if r["row"] == row and r["entry"] == e
+                          and r[split].get(key) is not None], float)
+            cells.append("-" if len(v) == 0 else f"{v.mean():.3f}" + (f" ± {v.std():.3f} ({len(v)})" if len(v) > 1 else ""))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_tables(res: SuiteResult, out: Path) -> None:
     atomic_write_bytes(out / "suite.md", res.to_markdown("test").encode())
-    atomic_write_bytes(out / "valid.md", res.to_markdown("valid").encode())
+    labels = [r.label for r in res.rows]
+    atomic_write_bytes(out / "valid.md", ("Validation MAE, mean ± std (seeds): what chooses a default.\n\n"
+                                          + pivot_markdown(res.records, "valid", rows=labels)
+                                          + res.to_markdown("valid")).encode())
     atomic_write_json(out / "suite.json", jsonable({"records": res.records, "errors": res.errors,
                                                     "rows": [r.__dict__ for r in res.rows]}))

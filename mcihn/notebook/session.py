@@ -38,6 +38,7 @@ import torch
 from ..model.config import MCIHNConfig
 from ..data import MultimodalData, load_mmsa
 from ..training.runner import DEFAULT_SEEDS, load_model, run_seed, summarize
+from ..training.registry import default_preset
 from ..utils import atomic_write_json, jsonable, resolve_device, set_seed
 
 #: Clips per split in QUICK mode (synthetic data, or a random subset of a real pickle). Every training clip
@@ -151,7 +152,7 @@ class Settings:
         base = {"epochs": int(self.epochs)} if self.epochs is not None else {}
         if self.quick:
             base["batch_size"] = QUICK_BATCH
-        return MCIHNConfig.from_preset(self.preset, **{**base, **overrides})
+        return MCIHNConfig.from_preset(self.preset, n_train=len(self.data["train"]), **{**base, **overrides})
 
 
 def setup(QUICK: bool = False, SEED: int = 1111, DATA: str = "synthetic", EPOCHS: int | None = None,
@@ -163,7 +164,8 @@ def setup(QUICK: bool = False, SEED: int = 1111, DATA: str = "synthetic", EPOCHS
     and one CPU thread (the tiny model gains nothing from more, and extra threads slow down sharply
     when other processes share the cores). Otherwise: all clips, the preset's epochs with early
     stopping, seeds 1111-1115, 2000 UMAP points.
-    PRESET None: ``tiny`` on synthetic data or in QUICK mode, ``paper`` on real data (as the CLI).
+    PRESET None: ``tiny`` on synthetic data or in QUICK mode, else what the CLI uses
+    (``mcihn.training.registry.default_preset``: ``auto`` on real data).
     """
     quick = bool(QUICK)
     set_seed(int(SEED))
@@ -171,7 +173,7 @@ def setup(QUICK: bool = False, SEED: int = 1111, DATA: str = "synthetic", EPOCHS
     if quick and device.type == "cpu":
         torch.set_num_threads(1)
     data = load_data(DATA, quick=quick, dataset=DATASET, log=log)
-    preset = PRESET or ("tiny" if (data.synthetic or quick) else "paper")
+    preset = PRESET or ("tiny" if quick else default_preset(data))
     epochs = EPOCHS if EPOCHS else (QUICK_EPOCHS if quick else None)
     seeds = tuple(SEEDS) if SEEDS else (QUICK_SEEDS if quick else DEFAULT_SEEDS)
     s = Settings(quick=quick, seed=int(SEED), data=data, device=device, preset=preset, epochs=epochs,
