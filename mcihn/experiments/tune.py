@@ -37,11 +37,13 @@ Output folder DIR::
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import inspect
 import logging
 import math
 import os
+import re
 import socket
 import warnings
 from pathlib import Path
@@ -101,8 +103,8 @@ def shown_url(url: str) -> str:
     try:
         from sqlalchemy.engine import make_url
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not a URL: show it as given
-        return url
+    except Exception:  # noqa: BLE001 - not a URL (or an old SQLAlchemy): hide what looks like a password
+        return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 def check_storage(url: str, flag: str = "--storage") -> None:
@@ -135,14 +137,32 @@ def check_storage(url: str, flag: str = "--storage") -> None:
             raise ValueError(f"{flag} {shown}: the folder {folder} of the SQLite file does not exist")
 
 
-def _retry_callback():
-    """Optuna's callback that queues a failed trial again with the same settings (its name changed in 4.9)."""
-    import optuna
+#: A worker's user attributes of a trial, which a retry must not inherit (another worker will run it).
+_WORKER_ATTRS = ("host", "pid", "worker", "sampler_seed", "failure")
 
-    cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # ExperimentalWarning
-        return cls(max_retry=MAX_RETRY)
+
+class _Retry:
+    """Optuna's callback that queues a failed trial again with the same settings (``RetryHeartbeatStaleTrialCallback``;
+    ``RetryFailedTrialCallback`` before Optuna 4.9), minus the failed worker's attributes: a queued trial must not
+    look like a trial of the dead process that ran the original."""
+
+    def __init__(self, max_retry: int = MAX_RETRY):
+        import optuna
+
+        cls = (getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None)
+               or optuna.storages.RetryFailedTrialCallback)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning
+            self.inner = cls(max_retry=max_retry)
+
+    def __call__(self, study, trial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _WORKER_ATTRS}
+        self.inner(study, trial)
+
+
+def _retry_callback() -> _Retry:
+    return _Retry()
 
 
 def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_S, grace_period: int | None = None,
@@ -274,8 +294,6 @@ def tune(data: MultimodalData, out_dir, model: str = "mcihn", preset: str = "tin
         current["id"] = trial._trial_id
         for k, v in (("host", host), ("pid", pid), ("worker", f"{host}:{pid}"), ("sampler_seed", seed)):
             trial.set_user_attr(k, v)
-        if trial.user_attrs.get("failure"):  # a retry carries its failed original's attributes
-            trial.set_user_attr("failure", "")
         ahead = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                                       optuna.trial.TrialState.RUNNING))
                  if t.number < trial.number]
@@ -318,7 +336,15 @@ def tune(data: MultimodalData, out_dir, model: str = "mcihn", preset: str = "tin
             if done + running >= trials:
                 break
             current.clear()
-            study.optimize(objective, n_trials=1, show_progress_bar=False)
+            try:
+                study.optimize(objective, n_trials=1, show_progress_bar=False)
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:
+                trial = study._storage.get_trial(current["id"]) if current.get("id") is not None else None
+                if trial is None or trial.state != optuna.trial.TrialState.FAIL or (
+                        isinstance(e, ValueError) and not str(e).startswith("Cannot tell")):
+                    raise
+                log(f"trial {trial.number} was marked failed by another worker while it ran (its heartbeat came late: "
+                    "an overloaded machine? see --heartbeat); its settings were queued again")
         finished = True
     except KeyboardInterrupt:
         if current.get("id") is not None:
