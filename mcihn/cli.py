@@ -347,12 +347,17 @@ def cmd_experiment(a) -> int:
 
     if a.table == "suite":
         return cmd_suite(a)
-    from .experiments.tables import resolve_data, run_table
+    from .experiments.tables import TABLES, resolve_data, run_table
     from .training.runner import DEFAULT_SEEDS
     from .utils import OutLock, check_writable, resolve_device
 
     device = resolve_device(a.device)  # fail before loading data or training
     check_writable(a.out, "--out", folder=True)
+    if a.models:
+        rows = [r.slug for r in TABLES[a.table]]
+        unknown = [m for m in a.models if m not in rows]
+        if unknown:
+            raise ValueError(f"--models: {a.table} has no row(s) {unknown}; its rows are {rows}")
     with OutLock(a.out, "--out"):
         data = resolve_data(a.data, a.dataset)
         if data.synthetic:
@@ -446,10 +451,14 @@ def _add_robustness(sub):
 
 
 def cmd_robustness(a) -> int:
+    from .metrics import METRIC_KEYS
     from .utils import OutLock, check_writable
 
     out = Path(a.out)
     check_writable(out, "--out", folder=True)
+    known = sorted({k for keys in METRIC_KEYS.values() for k in keys})
+    if a.metric not in known:  # before the model is scored (which metrics a dataset has is checked after)
+        raise ValueError(f"--metric {a.metric}: not a metric; choose from {known}")
     with OutLock(out, "--out"):
         return _robustness(a, out)
 

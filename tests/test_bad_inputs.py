@@ -561,6 +561,19 @@ def gzip_pickle(tmp, shared, mp):
                   not_err=("load key",), absent=(tmp / "run",))
 
 
+def experiment_unknown_row_before_data(tmp, shared, mp):
+    """8. experiment --models with a row the table has not: refused before the data are loaded."""
+    return Expect(["experiment", "table2", "--models", "tfn", "bogus", "--data", str(tmp / "never_loaded.pkl"),
+                   "--out", str(tmp / "t2")], err=("--models", "'bogus'"), not_err=("never_loaded",),
+                  absent=(tmp / "t2",))
+
+
+def robustness_unknown_metric_before_scoring(tmp, shared, mp):
+    """8. robustness --metric that no dataset has: refused before the checkpoint is loaded and scored."""
+    return Expect(["robustness", "--checkpoint", str(tmp / "never_loaded.pt"), "--metric", "Acc-9", "--out",
+                   str(tmp / "rob")], err=("--metric", "Acc-9"), not_err=("never_loaded",), absent=(tmp / "rob",))
+
+
 CASES = [undefined_metric, undefined_metric_tfn_two_seeds, undefined_metric_resume, evaluate_other_dataset,
          refused_checkpoint_zip, refused_checkpoint_plain_pickle, pickle_asks_for_a_huge_bytearray,
          pickle_asks_for_a_huge_array, extract_without_test_rows, extract_into_a_folder,
@@ -574,7 +587,7 @@ CASES = [undefined_metric, undefined_metric_tfn_two_seeds, undefined_metric_resu
          sigterm_during_training, storage_not_a_url, storage_without_its_driver, storage_sqlite_in_a_missing_folder,
          params_unknown_key, params_wrong_type, params_negative_lr, modalities_repeated_before_data,
          modalities_unknown_letter_tune, modalities_empty, disk_full_during_training, disk_full_during_robustness,
-         boolean_labels, gzip_pickle]
+         boolean_labels, gzip_pickle, experiment_unknown_row_before_data, robustness_unknown_metric_before_scoring]
 
 
 def _run(e: Expect, capsys) -> tuple[int, str, str]:
