@@ -31,8 +31,10 @@ Sec. 4.3: "The hyperparameters in the model are tuned within the range [0.001, 0
 Output folder DIR::
 
     DIR/study.db      the Optuna study (SQLite, unless --storage says otherwise)
-    DIR/trials.csv    one line per trial: number, state, value (mean valid MAE), params, per-seed MAEs
-    DIR/best.json     {"params", "value", "trial", "model", "preset", "seeds", "config"}: `train --params` reads it
+    DIR/trials.csv    one line per trial: number, state, value (mean valid MAE), params, per-seed MAEs, the
+                      worker (host:pid) that ran it, a note (a retry, a failure, a trial not run)
+    DIR/best.json     {"params", "value", "trial", "model", "preset", "seeds", "config", "finished_trials"}:
+                      `train --params` reads it
 """
 from __future__ import annotations
 
@@ -176,11 +178,13 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_S, grace_period: 
     callback = ("heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params
                 else "failed_trial_callback")
     heartbeat_interval = max(1, int(heartbeat_interval))
+    from sqlalchemy.engine import make_url
+    engine = {"connect_args": {"connect_timeout": 20}} if make_url(url).get_backend_name() == "postgresql" else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the heartbeat's ExperimentalWarning
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat_interval,
+                url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
                 grace_period=int(grace_period or GRACE_FACTOR * heartbeat_interval), **{callback: _retry_callback()})
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the driver's errors: one line
         first = (str(e).strip().splitlines() or [""])[0][:200]
