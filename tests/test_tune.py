@@ -1,6 +1,7 @@
 """`tune`: an Optuna study on the validation split only, shared through its storage, and `train --params`.
 
 Several workers on one PostgreSQL study: tests/test_tune_db.py."""
+import contextlib
 import csv
 import json
 import os
@@ -125,27 +126,38 @@ def test_extending_a_study_draws_new_settings(tmp_path, capsys):
     assert len(set(finished_params(a))) == 4
 
 
-def _wait_for(predicate, timeout: float = 60, what: str = ""):
+def _wait_for(predicate, proc, timeout: float = 150, what: str = ""):
+    """Poll ``predicate`` until it returns something true; fail if ``proc`` ends first or time runs out."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         value = predicate()
         if value:
             return value
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the worker ended (exit {proc.returncode}) before {what}: {out[-1000:]} {err[-2000:]}")
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
 
 
 def _running_trial_of(url: str, pid: int):
-    """The number of a RUNNING trial that process ``pid`` is training (its user attrs are set), else None."""
-    import optuna
+    """The number (+1) of a RUNNING trial that process ``pid`` is training (all its settings drawn), else None. Read
+    from the SQLite file read-only: the test must not write to (or create tables in) the worker's database."""
+    import sqlite3
 
+    path = Path(url.removeprefix("sqlite:///"))
+    fields = len(searched_fields(make_config("mcihn", "tiny")))
     try:
-        study = optuna.load_study(study_name="mcihn-tiny", storage=url)
-    except Exception:  # noqa: BLE001 - the study is not created yet
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            rows = db.execute(
+                "SELECT t.number, (SELECT value_json FROM trial_user_attributes a WHERE a.trial_id = t.trial_id AND "
+                "a.key = 'pid'), (SELECT COUNT(*) FROM trial_params p WHERE p.trial_id = t.trial_id) FROM trials t "
+                "WHERE t.state = 'RUNNING'").fetchall()
+    except sqlite3.Error:  # no file or no tables yet, or busy
         return None
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if t.user_attrs.get("pid") == pid:
-            return t.number + 1  # (0 is falsy)
+    for number, pid_json, n_params in rows:
+        if pid_json is not None and json.loads(pid_json) == pid and n_params == fields:
+            return number + 1  # (0 is falsy)
     return None
 
 
@@ -167,10 +179,10 @@ def test_sigterm_ends_a_worker_cleanly_and_the_trial_is_run_again(tmp_path):
     pkl, out = pickle_file(tmp_path, SLOW_SPLITS), tmp_path / "T"
     url = f"sqlite:///{out / 'study.db'}"
     p = _tune_process(pkl, out, "--trials", "4", "--epochs", "15")
-    try:
-        _wait_for(lambda: (out / "study.db").exists() and _running_trial_of(url, p.pid) == 2, what="trial 1 to run")
+    try:  # wait until a trial has finished and the next one trains
+        n = _wait_for(lambda: max(0, (_running_trial_of(url, p.pid) or 0) - 1), p, what="a second trial to run")
         p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
+        _, err = p.communicate(timeout=120)
     finally:
         p.kill()
     assert p.returncode == 143, err
@@ -178,15 +190,15 @@ def test_sigterm_ends_a_worker_cleanly_and_the_trial_is_run_again(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("terminated (SIGTERM)") and "--resume" not in err, err
     assert str(out / "trials.csv") in err
     table = rows(out)
-    assert [r["state"] for r in table] == ["COMPLETE", "FAIL", "WAITING"], table
-    assert "interrupted" in table[1]["note"] and table[2]["note"].startswith("retry of trial 1")
-    assert json.loads((out / "best.json").read_text())["trial"] == 0
+    assert [r["state"] for r in table] == ["COMPLETE"] * n + ["FAIL", "WAITING"], table
+    assert "interrupted" in table[n]["note"] and table[n + 1]["note"].startswith(f"retry of trial {n}")
+    assert json.loads((out / "best.json").read_text())["trial"] < n
     assert not (out / ".mcihn.lock").read_text()  # released
-    assert main(["tune", "--data", str(pkl), "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--trials", "2",
-                 "--out", str(out), "--quiet"]) == 0
+    assert main(["tune", "--data", str(pkl), "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--trials",
+                 str(n + 1), "--out", str(out), "--quiet"]) == 0
     table = rows(out)
-    assert [r["state"] for r in table] == ["COMPLETE", "FAIL", "COMPLETE"], table
-    assert table[2]["lr"] == table[1]["lr"] and table[2]["dropout"] == table[1]["dropout"]
+    assert [r["state"] for r in table] == ["COMPLETE"] * n + ["FAIL", "COMPLETE"], table
+    assert table[n + 1]["lr"] == table[n]["lr"] and table[n + 1]["dropout"] == table[n]["dropout"]
 
 
 def test_a_killed_trial_is_failed_and_run_again(tmp_path):
@@ -196,7 +208,7 @@ def test_a_killed_trial_is_failed_and_run_again(tmp_path):
     url = f"sqlite:///{out / 'study.db'}"
     p = _tune_process(pkl, out, "--trials", "3", "--epochs", "15")
     try:
-        _wait_for(lambda: (out / "study.db").exists() and _running_trial_of(url, p.pid), what="a running trial")
+        _wait_for(lambda: _running_trial_of(url, p.pid), p, what="a running trial")
     finally:
         p.kill()
         p.communicate()

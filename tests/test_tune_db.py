@@ -28,6 +28,7 @@ import pytest
 
 from conftest import SMALL_DIMS
 from mcihn.data import make_synthetic
+from mcihn.experiments.tune import open_storage
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 6
@@ -59,7 +60,8 @@ def postgres_url():
         as_user = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else None
         if as_user is None:
             pytest.skip("running as root and runuser is missing: cannot start the server as 'postgres'")
-    root = Path(tempfile.mkdtemp(prefix="mcihn-pg-"))
+    # /tmp: short enough for a socket path, and open to the postgres user (a TMPDIR under /root is not)
+    root = Path(tempfile.mkdtemp(prefix="mcihn-pg-", dir="/tmp" if os.path.isdir("/tmp") else None))
     if as_user:
         os.chown(root, user.pw_uid, user.pw_gid)
     data, port = root / "data", 5432  # a private socket folder: the port only names the socket file
@@ -102,17 +104,17 @@ def test_three_workers_on_one_postgresql_study(postgres_url, tmp_path):
     outs = [tmp_path / f"worker{i}" for i in range(3)]
     victim = _worker(pkl, outs[0], postgres_url, "--epochs", "30")  # slow trials: killed in the middle of one
     workers = [_worker(pkl, out, postgres_url, "--epochs", "3") for out in outs[1:]]
-    killed = None
+    killed, storage = None, open_storage(postgres_url)  # (retries while the workers create the tables)
     try:
         t0 = time.time()
-        while killed is None and time.time() - t0 < 90:
+        while killed is None and time.time() - t0 < 150:
             time.sleep(0.05)
             try:
-                study = optuna.load_study(study_name="shared", storage=postgres_url)
+                study = optuna.load_study(study_name="shared", storage=storage)
             except KeyError:  # not created yet
                 continue
             running = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                       if t.user_attrs.get("pid") == victim.pid and t.params]  # training, its settings drawn
+                       if t.user_attrs.get("pid") == victim.pid and len(t.params) == 2]  # training: dropout, lr drawn
             if running:
                 victim.send_signal(signal.SIGKILL)
                 killed = running[0]
@@ -150,3 +152,32 @@ def test_three_workers_on_one_postgresql_study(postgres_url, tmp_path):
         if out == last:  # the last worker to stop saw the whole study
             assert len(done) == TRIALS and best["value"] == best_value and best["trial"] == study.best_trial.number
             assert f"queued again as trial {retries[0].number}" in rows[killed.number]["note"]
+
+
+def test_workers_starting_together_on_a_new_database(postgres_url):
+    """Four workers opening a new, empty database at once all get the study tables: SQLAlchemy's create_all checks,
+    then creates, so all but one fail with "already exists"; open_storage waits and tries again."""
+    import threading
+
+    import psycopg
+
+    base = postgres_url.replace("postgresql://", "postgresql+psycopg://")
+    params = dict(p.split("=", 1) for p in postgres_url.split("?", 1)[1].split("&"))
+    with psycopg.connect(dbname="postgres", user="postgres", host=params["host"], port=params["port"],
+                         autocommit=True) as db:
+        db.execute("CREATE DATABASE fresh")
+    url = base.replace("@/postgres?", "@/fresh?")
+    barrier, errors = threading.Barrier(4), []
+
+    def open_one():
+        barrier.wait()
+        try:
+            open_storage(url)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors

@@ -45,8 +45,10 @@ import inspect
 import logging
 import math
 import os
+import random
 import re
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -180,16 +182,28 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_S, grace_period: 
     heartbeat_interval = max(1, int(heartbeat_interval))
     from sqlalchemy.engine import make_url
     engine = {"connect_args": {"connect_timeout": 20}} if make_url(url).get_backend_name() == "postgresql" else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the heartbeat's ExperimentalWarning
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
-                grace_period=int(grace_period or GRACE_FACTOR * heartbeat_interval), **{callback: _retry_callback()})
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the driver's errors: one line
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ValueError(f"{flag} {shown_url(url)}: cannot open the study database ({type(e).__name__}: "
-                         f"{first})") from None
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the heartbeat's ExperimentalWarning
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
+                    grace_period=int(grace_period or GRACE_FACTOR * heartbeat_interval),
+                    **{callback: _retry_callback()})
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's and the driver's errors: one line
+            if attempt < 5 and _creating_tables(e):  # workers started together on a new database: let one win
+                time.sleep(0.2 + 0.4 * attempt + random.random() * 0.3)
+                continue
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise ValueError(f"{flag} {shown_url(url)}: cannot open the study database ({type(e).__name__}: "
+                             f"{first})") from None
+
+
+def _creating_tables(e: Exception) -> bool:
+    """True for the error of a worker that raced another one creating the study tables of a new database (SQLAlchemy's
+    create_all checks, then creates)."""
+    text = str(e).lower()
+    return "already exists" in text or "duplicate key" in text or "database is locked" in text
 
 
 class _NoFailedTrialLog(logging.Filter):
