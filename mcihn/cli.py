@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import math
 import sys
@@ -53,6 +55,29 @@ def _float_in(lo: float, hi: float = math.inf, lo_open: bool = False):
     return parse
 
 
+def _modalities(text: str) -> str:
+    """argparse type of --modalities: a non-empty subset of t, a, v, each letter once."""
+    try:
+        parse_modalities(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("modalities: ")) from None
+    return text
+
+
+_modalities.__name__ = "modalities"
+
+
+class _Seeds(argparse.Action):
+    """--seeds: each seed once (a seed given twice would train the same run twice and report a spread of 0)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            parser.error(f"argument {option_string}: seed(s) {', '.join(map(str, twice))} given more than once; "
+                         "each seed trains one run")
+        setattr(namespace, self.dest, values)
+
+
 POSITIVE_INT, COUNT = _int_from(1), _int_from(0)
 POSITIVE, NON_NEGATIVE, RATE = _float_in(0, lo_open=True), _float_in(0), _float_in(0, 1)
 
@@ -84,7 +109,7 @@ def apply_threads(a) -> int | None:
 
 def _add_run_args(p, resume: str, out: str) -> None:
     """The options every command that trains over seeds shares (train, experiment)."""
-    p.add_argument("--seeds", type=int, nargs="+", help="default: 1111 1112 1113 1114 1115 (as MMSA)")
+    p.add_argument("--seeds", type=int, nargs="+", action=_Seeds, help="default: 1111 1112 1113 1114 1115 (as MMSA)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", action="store_true", help="bfloat16 mixed precision (CUDA only)")
     p.add_argument("--resume", action="store_true", help=resume)
@@ -100,7 +125,8 @@ def _add_train(sub):
     p.add_argument("--data", help="MMSA pickle (unaligned_50.pkl, aligned_50.pkl, unaligned_39.pkl, or "
                                    "any file of that structure); without it, an embedded SYNTHETIC dataset is used")
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
-    p.add_argument("--modalities", help="non-empty subset of t (text), a (audio), v (vision); default tav")
+    p.add_argument("--modalities", type=_modalities,
+                   help="non-empty subset of t (text), a (audio), v (vision); default tav")
     p.add_argument("--no-aae", action="store_true", help="ablation MCIHN-1: no adversarial autoencoders")
     p.add_argument("--no-cgmm", action="store_true", help="ablation MCIHN-2: no cross-modal gate, no MMD")
     p.add_argument("--preset", choices=PRESET_CHOICES,
@@ -144,37 +170,40 @@ def _add_train(sub):
 def cmd_train(a) -> int:
     from .metrics import format_table
     from .training.runner import DEFAULT_SEEDS, run_experiment
-    from .utils import check_writable, resolve_device
+    from .utils import OutLock, check_writable, resolve_device
 
-    device = resolve_device(a.device)  # fail before loading data or training
+    device = resolve_device(a.device)  # every option is checked before the data are loaded or anything written
     check_writable(a.out, "--out", folder=True)
-    out = Path(a.out)
-    if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
-        print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
-              file=sys.stderr)
-        return 2
     from .training.registry import default_preset
-    if a.data:
-        from .data import load_mmsa
-        data = load_mmsa(a.data, dataset=a.dataset)
-    else:
-        from .data import synthetic_data
-        data = synthetic_data(kind=a.dataset or "mosi", seed=0)
-    preset = a.preset or default_preset(data)
-    print(f"data: {data.source}  [{data.dataset}; " + ", ".join(
-        f"{s} {len(data[s])}" for s in data.splits) + "; " + ", ".join(
-        f"{m} {T}x{D}" for m, (T, D) in data.dims.items()) + "]")
-    if data.synthetic:
-        print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS. "
-              "Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
-    cfg = _train_config(a, preset, n_train=len(data["train"]))
-    print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
-          f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
-    if device.type == "cpu" and getattr(a, "threads", None) is not None:
-        print(f"torch CPU threads: {a.threads} (--threads N to change)")
-    seeds = a.seeds or list(DEFAULT_SEEDS)
-    res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
-                         progress=not a.quiet, compile=a.compile)
+    # every option, --params included, is checked before the data are loaded ("auto" sizes come with the data)
+    _train_config(a, a.preset or ("auto" if a.data else "tiny"))
+    out = Path(a.out)
+    with OutLock(out, "--out"):  # one writer per folder
+        if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
+            print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
+                  file=sys.stderr)
+            return 2
+        if a.data:
+            from .data import load_mmsa
+            data = load_mmsa(a.data, dataset=a.dataset)
+        else:
+            from .data import synthetic_data
+            data = synthetic_data(kind=a.dataset or "mosi", seed=0)
+        preset = a.preset or default_preset(data)
+        cfg = _train_config(a, preset, n_train=len(data["train"]))
+        print(f"data: {data.source}  [{data.dataset}; " + ", ".join(
+            f"{s} {len(data[s])}" for s in data.splits) + "; " + ", ".join(
+            f"{m} {T}x{D}" for m, (T, D) in data.dims.items()) + "]")
+        if data.synthetic:
+            print("NOTE: this is SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or "
+                  "CH-SIMS. Pass --data PATH/TO/unaligned_50.pkl for real results; see data/README.md.")
+        print(f"model: {cfg.variant}, preset {cfg.preset} ({_sizes(cfg)}), "
+              f"modalities {''.join(m[0] for m in cfg.modalities)}, max {cfg.epochs} epochs, patience {cfg.patience}")
+        if device.type == "cpu" and getattr(a, "threads", None) is not None:
+            print(f"torch CPU threads: {a.threads} (--threads N to change)")
+        seeds = a.seeds or list(DEFAULT_SEEDS)
+        res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
+                             progress=not a.quiet, compile=a.compile)
     rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
     rows[f"{cfg.variant} mean"] = res["mean"]
     print(f"\nTest metrics ({data.dataset}{', SYNTHETIC data' if data.synthetic else ''}; "
@@ -203,9 +232,9 @@ def _train_config(a, preset: str, n_train: int | None = None):
     tuned = {}
     if a.params:
         from .experiments.tune import read_params
-        tuned = read_params(a.params, a.model)
-    modalities = parse_modalities(a.modalities or tuned.pop("modalities", None) or "tav")
-    tuned.pop("modalities", None)
+        tuned = read_params(a.params, a.model)  # keys, types and values checked, naming the file
+    from_params = tuned.pop("modalities", None)
+    modalities = parse_modalities(a.modalities if a.modalities is not None else from_params or "tav")
     training = {**tuned, **{k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr,
                                                    batch_size=a.batch_size, text_encoder=a.text_encoder,
                                                    text_lr=a.text_lr).items() if v is not None}}
@@ -309,8 +338,11 @@ def cmd_suite(a) -> int:
     models = a.models or ["mcihn", "tfn"]
     variants = [("MCIHN " + " ".join(a.set), "mcihn", sets)] if sets else []
     rows = default_rows(models=models, mmsa=a.mmsa, variants=variants)
-    res = run_suite(a.out, entries, rows, seeds=a.seeds or (1111, 1112, 1113, 1114, 1115), shared=a.shared,
-                    resume=a.resume)
+    from .utils import OutLock, check_writable
+    check_writable(a.out, "--out", folder=True)
+    with OutLock(a.out, "--out"):
+        res = run_suite(a.out, entries, rows, seeds=a.seeds or (1111, 1112, 1113, 1114, 1115), shared=a.shared,
+                        resume=a.resume)
     print(res.to_markdown("test"))
     print(f"wrote {a.out}/suite.md, valid.md, suite.json" + (f"; not run: {', '.join(res.errors)}" if res.errors else ""))
     return 0
@@ -321,19 +353,25 @@ def cmd_experiment(a) -> int:
 
     if a.table == "suite":
         return cmd_suite(a)
-    from .experiments.tables import resolve_data, run_table
+    from .experiments.tables import TABLES, resolve_data, run_table
     from .training.runner import DEFAULT_SEEDS
-    from .utils import check_writable, resolve_device
+    from .utils import OutLock, check_writable, resolve_device
 
     device = resolve_device(a.device)  # fail before loading data or training
     check_writable(a.out, "--out", folder=True)
-    data = resolve_data(a.data, a.dataset)
-    if data.synthetic:
-        print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
-    t0 = time.time()
-    table = run_table(a.table, data, seeds=a.seeds or list(DEFAULT_SEEDS), out_dir=a.out, preset=a.preset,
-                      epochs=a.epochs, models=a.models, device=device, amp=a.amp, resume=a.resume,
-                      progress=not a.quiet)
+    if a.models:
+        rows = [r.slug for r in TABLES[a.table]]
+        unknown = [m for m in a.models if m not in rows]
+        if unknown:
+            raise ValueError(f"--models: {a.table} has no row(s) {unknown}; its rows are {rows}")
+    with OutLock(a.out, "--out"):
+        data = resolve_data(a.data, a.dataset)
+        if data.synthetic:
+            print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
+        t0 = time.time()
+        table = run_table(a.table, data, seeds=a.seeds or list(DEFAULT_SEEDS), out_dir=a.out, preset=a.preset,
+                          epochs=a.epochs, models=a.models, device=device, amp=a.amp, resume=a.resume,
+                          progress=not a.quiet)
     print("\n" + table.to_markdown())
     print(f"wall time {time.time() - t0:.0f} s; wrote " + ", ".join(str(p) for p in table.files.values()))
     return 0
@@ -345,41 +383,60 @@ def _add_tune(sub):
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--model", default="mcihn", choices=MODEL_CHOICES, help="model to tune (default mcihn)")
     p.add_argument("--preset", choices=PRESET_CHOICES, help="default: auto with --data, tiny on synthetic data")
-    p.add_argument("--modalities", default="tav", help="non-empty subset of t, a, v")
+    p.add_argument("--modalities", type=_modalities, default="tav", help="non-empty subset of t, a, v")
     p.add_argument("--text-encoder", metavar="NAME_OR_DIR", help="fine-tune this text encoder (see train)")
     p.add_argument("--trials", type=POSITIVE_INT, default=20, help="trials in the study in all (a rerun adds what is missing)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112],
+    p.add_argument("--seeds", type=int, nargs="+", action=_Seeds, default=[1111, 1112],
                    help="seeds per trial; the value is their mean validation MAE")
     p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs per run (early stopping may end sooner)")
-    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///DIR/study.db); several machines with the "
-                                     "same URL and --study-name share one study")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///DIR/study.db); several processes or "
+                                     "machines with the same URL and --study-name share one study (postgresql://... "
+                                     "needs pip install -e \".[tune-db]\")")
     p.add_argument("--study-name", help="default: MODEL-PRESET")
+    p.add_argument("--sampler-seed", type=int, metavar="N",
+                   help="seed of this worker's TPE sampler, plus the trials the study holds (default: random; each "
+                        "worker draws other settings)")
+    p.add_argument("--heartbeat", type=POSITIVE_INT, default=60, metavar="SECONDS",
+                   help="a running trial's heartbeat period; a trial silent for 3 periods (a killed worker) is marked "
+                        "failed and run again by another worker (default 60)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no line per trial")
     add_threads_arg(p)
-    p.add_argument("--out", required=True, help="output folder: study.db, trials.csv, best.json")
+    p.add_argument("--out", required=True, help="output folder: study.db, trials.csv, best.json (one per worker)")
 
 
 def cmd_tune(a) -> int:
     from .experiments.tables import resolve_data
-    from .experiments.tune import tune
-    from .utils import check_writable, resolve_device
+    from .experiments.tune import HEARTBEAT_S, check_storage, open_storage, tune
+    from .training.registry import default_preset, make_config
+    from .utils import OutLock, check_writable, resolve_device
 
-    device = resolve_device(a.device)
+    device = resolve_device(a.device)  # every option is checked before the data are loaded or anything written
     check_writable(a.out, "--out", folder=True)
-    data = resolve_data(a.data, a.dataset)
-    if data.synthetic:
-        print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
-    from .training.registry import default_preset
-    preset = a.preset or default_preset(data)
     overrides = {"modalities": a.modalities, **({"epochs": a.epochs} if a.epochs else {}),
                  **({"text_encoder": a.text_encoder} if a.text_encoder else {})}
-    study = tune(data, a.out, model=a.model, preset=preset, trials=a.trials, seeds=a.seeds, storage=a.storage,
-                 study_name=a.study_name, overrides=overrides, device=device, progress=not a.quiet)
-    best = study.best_trial
-    print(f"best trial {best.number}: validation MAE {best.value:.4f} with {best.params}")
-    print(f"wrote {Path(a.out) / 'best.json'} and trials.csv; train it with: python -m mcihn train "
-          f"{'--data ' + a.data + ' ' if a.data else ''}--params {Path(a.out) / 'best.json'} --out DIR")
+    make_config(a.model, a.preset or ("auto" if a.data else "tiny"), **overrides)
+    if a.storage:
+        check_storage(a.storage)
+    out = Path(a.out)
+    with OutLock(out, "--out"):
+        url = a.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+        storage = open_storage(url, a.heartbeat or HEARTBEAT_S)
+        data = resolve_data(a.data, a.dataset)
+        if data.synthetic:
+            print("NOTE: SYNTHETIC data with a planted structure (mcihn/data/synthetic.py), not CMU-MOSI or CH-SIMS.")
+        preset = a.preset or default_preset(data)
+        study = tune(data, out, model=a.model, preset=preset, trials=a.trials, seeds=a.seeds, storage=storage,
+                     study_name=a.study_name, overrides=overrides, device=device, sampler_seed=a.sampler_seed,
+                     progress=not a.quiet)
+    best = json.loads((out / "best.json").read_text()) if (out / "best.json").exists() else None
+    if best is None:
+        print(f"no finished trial yet; wrote {out / 'trials.csv'}")
+        return 0
+    print(f"best trial {best['trial']}: validation MAE {best['value']:.4f} with {best['params']} "
+          f"({best['finished_trials']} finished trial(s))")
+    print(f"wrote {out / 'best.json'} and trials.csv; train it with: python -m mcihn train "
+          f"{'--data ' + a.data + ' ' if a.data else ''}--params {out / 'best.json'} --out DIR")
     return 0
 
 
@@ -400,11 +457,22 @@ def _add_robustness(sub):
 
 
 def cmd_robustness(a) -> int:
-    from .experiments.robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
-    from .utils import atomic_write_json, check_writable
+    from .metrics import METRIC_KEYS
+    from .utils import OutLock, check_writable
 
     out = Path(a.out)
     check_writable(out, "--out", folder=True)
+    known = sorted({k for keys in METRIC_KEYS.values() for k in keys})
+    if a.metric not in known:  # before the model is scored (which metrics a dataset has is checked after)
+        raise ValueError(f"--metric {a.metric}: not a metric; choose from {known}")
+    with OutLock(out, "--out"):
+        return _robustness(a, out)
+
+
+def _robustness(a, out: Path) -> int:
+    from .experiments.robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
+    from .utils import atomic_write_bytes, atomic_write_json
+
     res = evaluate_robustness(a.checkpoint, a.data, split=a.split, dataset=a.dataset,
                               rates=a.rates if a.rates else DEFAULT_RATES, repeats=a.repeats, seed=a.seed,
                               device=a.device)
@@ -419,10 +487,19 @@ def cmd_robustness(a) -> int:
         print(f"  missing rate {r:<4g} " + ("-" if v is None else f"{v:.4f}"))
     auc = res["auc"][a.metric]
     print("  area under the curve " + ("undefined" if auc is None else f"{auc:.4f}"))
-    atomic_write_json(out / "robustness.json", res)
+    import io
+
     import matplotlib.pyplot as plt
-    fig = plot_robustness(res, metric=a.metric, path=out / "robustness.png")
+    fig = plot_robustness(res, metric=a.metric)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=120)
     plt.close(fig)
+    atomic_write_bytes(out / "robustness.png", png.getvalue())  # the figure first, the JSON last: both or neither
+    try:
+        atomic_write_json(out / "robustness.json", res)
+    except BaseException:
+        (out / "robustness.png").unlink(missing_ok=True)
+        raise
     print(f"wrote {out / 'robustness.json'}, {out / 'robustness.png'}")
     return 0
 
@@ -465,7 +542,7 @@ def _add_extract(sub):
     p = sub.add_parser("extract", help="raw clips (label.csv + Raw/<video>/<clip>.mp4) -> an MMSA pickle, "
                                        "with CLIP / BERT / wav2vec2")
     p.add_argument("--dataset-dir", required=True, help="folder with label.csv and Raw/ (the MMSA-FET layout)")
-    p.add_argument("--modalities", default="tav",
+    p.add_argument("--modalities", type=_modalities, default="tav",
                    help="what to extract, a subset of t, a, v (default tav); t alone needs no Raw/ folder, only the "
                         "transcripts of label.csv")
     p.add_argument("--out", required=True, help="output pickle (train with: python -m mcihn train --data OUT)")
@@ -593,15 +670,54 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "bench": cmd_bench, "m
 COMMANDS.update({"experiment": cmd_experiment, "robustness": cmd_robustness, "tune": cmd_tune})
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``timeout``, Slurm and ``docker stop`` send), raised in the main thread as a Ctrl-C is."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM raises :class:`Terminated` (once: a second one during the clean-up is ignored)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _on_interrupt(a) -> str:
-    """What a Ctrl-C leaves behind, and how to go on (one line)."""
-    if a.command in ("train", "experiment", "tune"):
+    """What a Ctrl-C or SIGTERM leaves behind, and how to go on (one line)."""
+    if a.command in ("train", "experiment"):
         return (f"finished epochs are saved under {a.out} (seed_*/last.pt); run the same command with --resume "
                 "to continue")
+    if a.command == "tune":
+        return (f"finished trials are kept in the study and listed in {Path(a.out) / 'trials.csv'} (best.json: the "
+                "best so far); run the same command again to continue: the interrupted trial is run again")
     if a.command == "extract":
         cache = a.cache_dir or f"{a.out}.cache"
         return f"finished clips are cached in {cache}; run the same command again to continue"
     return "nothing was written"
+
+
+def _on_disk_full(a) -> str:
+    """How to go on after a write failed for want of space (one line)."""
+    if a.command in ("train", "experiment"):
+        return "free some space, then run the same command with --resume: the finished epochs are kept"
+    if a.command == "tune":
+        return "free some space, then run the same command again: the finished trials are kept in the study"
+    if a.command == "extract":
+        return "free some space, then run the same command again: the finished clips are cached"
+    return "free some space and run the command again; no half-written file was left"
 
 
 def _print_warning(message, category, filename, lineno, file=None, line=None):
@@ -613,7 +729,7 @@ def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     from .data import DataFormatError
     from .training.trainer import NonFiniteLossError
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
         warnings.showwarning = _print_warning
         try:
             apply_threads(a)
@@ -621,9 +737,19 @@ def main(argv=None) -> int:
         except NonFiniteLossError as e:
             print(f"training stopped: {e}", file=sys.stderr)
             return 3
-        except (DataFormatError, OSError, ValueError) as e:
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                print(f"error: no space left on device while writing {e.filename or 'a file'}; {_on_disk_full(a)}",
+                      file=sys.stderr)
+            else:
+                print(f"error: {e}", file=sys.stderr)
+            return 2
+        except (DataFormatError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except Terminated:
+            print(f"\nterminated (SIGTERM): {_on_interrupt(a)}", file=sys.stderr)
+            return 143
         except KeyboardInterrupt:
             print(f"\ninterrupted: {_on_interrupt(a)}", file=sys.stderr)
             return 130

@@ -1,12 +1,18 @@
-"""Small shared helpers: seeding, device choice, CPU threads, atomic file writes, JSON without NaN."""
+"""Small shared helpers: seeding, device choice, CPU threads, atomic file writes, JSON without NaN, and the
+lock that gives an output folder one writer."""
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
 import os
 import random
+import re
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +43,11 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ValueError(f"--device {name!r} is not a device torch knows (use auto, cpu, cuda or cuda:N)") from e
 
 
-#: Name of the temporary file of an atomic write of NAME: ".NAME.<random>.tmp", in NAME's folder.
-TEMP_PREFIX, TEMP_SUFFIX = ".{name}.", ".tmp"
+#: The temporary file of an atomic write of NAME is ".NAME.<host>.<pid>.<random>.mcihn-tmp", in NAME's folder: a
+#: name no user file has, which says which process on which machine writes it (see remove_stale_temp_files).
+TEMP_SUFFIX = ".mcihn-tmp"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]*)\.(?P<pid>\d+)\.(?P<rand>[A-Za-z0-9_]+)"
+                        + re.escape(TEMP_SUFFIX) + "$")
 
 
 #: torch's own intra-op thread count when this module was imported (one per physical core, or OMP_NUM_THREADS).
@@ -87,11 +96,42 @@ def set_threads(threads: int | None = None, preset: str | None = None) -> int:
     return threads
 
 
+def host_name() -> str:
+    """This machine's name as it appears in temporary-file names: letters, digits, '-' and '_' only."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname())
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this machine (it may be another program that reuses the number)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def make_temp_file(path) -> tuple[int, str]:
+    """``tempfile.mkstemp`` for an atomic write of ``path``: (fd, name) in ``path``'s folder, named as TEMP_SUFFIX says."""
+    path = Path(path)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{host_name()}.{os.getpid()}.", suffix=TEMP_SUFFIX)
+
+
+def _with_path(e: OSError, path) -> OSError:
+    """``e`` naming ``path`` (a full disk says "[Errno 28] No space left on device" and no file otherwise)."""
+    return OSError(e.errno, e.strerror or str(e), str(path)) if e.errno is not None else e
+
+
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
+    """Write to a temporary file in the same folder, then rename: readers never see half a file. An OSError
+    (a full disk) names ``path`` and leaves no temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX.format(name=path.name), suffix=TEMP_SUFFIX)
+    try:
+        fd, tmp = make_temp_file(path)
+    except OSError as e:
+        raise _with_path(e, path) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -101,22 +141,127 @@ def atomic_write_bytes(path, data: bytes) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _with_path(e, path) from e
         raise
 
 
 def remove_stale_temp_files(folder) -> list[Path]:
     """Delete the temporary files that killed atomic writes left in ``folder`` (SIGKILL runs no cleanup);
-    returns them. Only for a folder one process owns (a run folder), never while another writes into it."""
+    returns them. Only the project's own (named as TEMP_SUFFIX says) and only stale ones: written by a process
+    of this machine that no longer runs. A user's file, and a file another live process is writing, are kept."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.glob(TEMP_PREFIX.format(name="*") + "*" + TEMP_SUFFIX) if p.is_file()]
-    for p in stale:
-        p.unlink()
+    stale = []
+    for p in folder.glob("*" + TEMP_SUFFIX):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or not p.is_file() or m["host"] != host_name():
+            continue
+        pid = int(m["pid"])
+        if pid != os.getpid() and not pid_alive(pid):
+            p.unlink(missing_ok=True)
+            stale.append(p)
     return stale
+
+
+# ----------------------------------------------------------------------------- one writer per output folder
+#: The lock file of an output folder; while a process holds it, it holds that process's pid, host and command.
+LOCK_NAME = ".mcihn.lock"
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (the project is tested on Linux)
+    fcntl = None
+
+
+class FolderInUseError(ValueError):
+    """Another process writes into this output folder."""
+
+
+class OutLock:
+    """One writer per output folder (``--out``): an exclusive ``flock`` on ``FOLDER/.mcihn.lock``, taken before
+    anything is written and released at exit; the kernel drops it when the process dies (even by SIGKILL), so a
+    lock is never stale. A second process is refused with :class:`FolderInUseError` naming the folder and the
+    process that holds it. A folder this lock created and in which nothing else was written is removed again
+    on release (a command that failed before writing leaves no empty folder).
+
+        with OutLock(out, "--out"):
+            ...
+    """
+
+    def __init__(self, folder, flag: str = "--out"):
+        self.folder, self.flag, self.fd, self.created = Path(folder), flag, None, False
+
+    @property
+    def path(self) -> Path:
+        return self.folder / LOCK_NAME
+
+    def acquire(self) -> "OutLock":
+        self.created = not self.folder.exists()
+        for _ in range(5):  # the folder may vanish between mkdir and open (a holder removing its empty folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    os.close(fd)
+                    raise
+                holder = _holder(fd)
+                os.close(fd)
+                raise FolderInUseError(f"{self.flag} {self.folder}: in use by another mcihn process ({holder}); "
+                                       f"wait until it ends, or choose another {self.flag}") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": " ".join(["python -m mcihn", *sys.argv[1:]])[:300]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            left = [p.name for p in self.folder.iterdir()] if self.folder.is_dir() else []
+            if self.created and left == [LOCK_NAME]:  # nothing written: leave no empty folder behind
+                self.path.unlink(missing_ok=True)
+                self.folder.rmdir()
+            else:
+                os.ftruncate(fd, 0)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # drops the flock
+
+    def __enter__(self) -> "OutLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _holder(fd: int) -> str:
+    """The process that holds a lock, from its lock file: "process 123 on host, since ..., `python -m mcihn ...`"."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if not info.get("pid"):
+        return "a process that has not yet written its name"
+    return (f"process {info['pid']} on {info.get('host', '?')}, since {info.get('started', '?')}: "
+            f"{info.get('command', '?')}")
 
 
 def check_writable(path, flag: str, folder: bool) -> None:

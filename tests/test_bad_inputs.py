@@ -3,14 +3,19 @@
 Each case builds its input in a temporary folder and says what the command must do: its exit code, what the
 message must name (the file, and the split / field / sample or the option where there is one), and which paths
 must not exist afterwards. For every case the test also checks that no traceback is printed and that no
-temporary file of a write is left anywhere in the case's folder or in the shared run.
+temporary file of a write is left anywhere in the case's folder or in the shared run (a user's own ``*.tmp``
+files, which a case names in ``keep``, must be left alone).
 """
 from __future__ import annotations
 
+import csv
+import errno
+import gzip
 import json
 import os
 import pickle
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ import torch
 from conftest import SMALL_DIMS
 from mcihn.cli import main
 from mcihn.data import make_synthetic, write_synthetic
+from mcihn.utils import TEMP_SUFFIX, host_name
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -54,10 +60,13 @@ class Expect:
     err: tuple = ()              # substrings of stderr (the file, split, field, option ...)
     out: tuple = ()              # substrings of stdout
     not_err: tuple = ()          # substrings stderr must not hold
+    not_out: tuple = ()          # substrings stdout must not hold
     absent: tuple = ()           # paths that must not exist afterwards
     subprocess: bool = False     # run `python -m mcihn` (a real process: real warnings and exit code)
     one_line: bool = True        # stderr is a single line (argparse's usage line aside)
     check: object = None         # check(tmp) -> None, more assertions on what was written
+    keep: tuple = ()             # paths that must still exist afterwards (a user's files)
+    cleanup: object = None       # cleanup() -> None, run after the case whatever happened (a helper process)
 
 
 def _pickle_with(tmp: Path, name: str, edit, splits=SPLITS) -> Path:
@@ -194,15 +203,56 @@ def extract_into_a_folder(tmp, shared, mp):
                   err=("--out", str(tmp / "out"), "folder"), absent=(tmp / "out.cache",))
 
 
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
 def resume_removes_stale_temp_files(tmp, shared, mp):
-    """6. A SIGKILL during an atomic write left .best.pt.*.tmp (0600); --resume removes it."""
+    """6. A SIGKILL during an atomic write left .best.pt.<host>.<pid>.*.mcihn-tmp (0600); --resume removes it, but
+    neither a user's file of a similar name nor the temporary file of a live process."""
     run = tmp / "run"
     shutil.copytree(shared / "run", run)
-    stale = run / "seed_1" / ".best.pt.k1ll3d.tmp"
+    seed = run / "seed_1"
+    stale = seed / f".best.pt.{host_name()}.{_dead_pid()}.k1ll3d{TEMP_SUFFIX}"
     stale.write_bytes(b"half a checkpoint")
     stale.chmod(0o600)
+    live = seed / f".history.json.{host_name()}.1.wr1t1ng{TEMP_SUFFIX}"  # pid 1 runs: a write in flight
+    live.write_bytes(b"{")
+    user = seed / ".best.pt.notes.tmp"
+    user.write_text("my notes")
     return Expect(train("--data", str(shared / "data.pkl"), "--out", str(run), "--resume"), rc=0,
-                  out=("removed 1 temporary file", stale.name), one_line=False, absent=(stale,))
+                  out=("removed 1 temporary file", stale.name), not_out=(user.name, live.name), one_line=False,
+                  absent=(stale,), keep=(user, live))
+
+
+def fresh_train_keeps_user_tmp_files(tmp, shared, mp):
+    """2/3. A user's .thesis.draft.tmp in a fresh --out is not touched ("removed 1 temporary file" was a bug)."""
+    out = tmp / "run"
+    out.mkdir()
+    notes = out / ".thesis.draft.tmp"
+    notes.write_text("notes")
+    return Expect(train("--data", str(shared / "data.pkl"), "--out", str(out)), rc=0, not_out=("removed",),
+                  one_line=False, keep=(notes,), check=lambda tmp: notes.read_text() == "notes" or pytest.fail("edited"))
+
+
+def out_in_use_by_another_process(tmp, shared, mp):
+    """2. Another process holds --out: refused at once, naming the folder and that process; nothing written."""
+    out = tmp / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom mcihn.utils import OutLock\nOutLock(sys.argv[1]).acquire()\n"
+                               "print('locked', flush=True)\ntime.sleep(60)", str(out)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert holder.stdout.readline().strip() == "locked"
+
+    def cleanup():
+        holder.kill()
+        holder.wait()
+    return Expect(train("--data", str(shared / "data.pkl"), "--out", str(out)),
+                  err=("--out", str(out), "in use", f"process {holder.pid}"), absent=(out / "seed_1",),
+                  cleanup=cleanup)
 
 
 def out_below_a_file(tmp, shared, mp):
@@ -330,6 +380,200 @@ def ids_shared_by_test_and_train(tmp, shared, mp):
     return _warned(tmp, shared, edit, "split 'test'", "also in split 'train'", "synthtrain_00000", "leakage")
 
 
+def duplicate_seeds(tmp, shared, mp):
+    """4. --seeds 1 1 would train seed 1 twice and report a spread of 0 over two "seeds"."""
+    return _bad_flag(train("--data", str(shared / "data.pkl"), "--out", str(tmp / "run"), seeds=(1, 1)), "--seeds",
+                     tmp / "run")
+
+
+def _tune(tmp, shared, *args, trials: int = 1) -> list:
+    return ["tune", "--data", str(shared / "data.pkl"), "--preset", "tiny", "--trials", str(trials), "--seeds", "1",
+            "--epochs", "1", "--quiet", *args]
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def ctrl_c_during_tune(tmp, shared, mp):
+    """5. Ctrl-C in the second trial: one line (no Optuna traceback, no --resume, which tune has not), exit 130;
+    trials.csv and best.json hold the finished trial; the interrupted one is failed and queued again."""
+    import mcihn.experiments.tune as tune_module
+
+    real, calls = tune_module.run_seed, []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    mp.setattr(tune_module, "run_seed", interrupted)
+    out = tmp / "study"
+
+    def check(tmp):
+        rows = _rows(out / "trials.csv")
+        assert [r["state"] for r in rows] == ["COMPLETE", "FAIL", "WAITING"], rows
+        assert "interrupted" in rows[1]["note"] and "queued again as trial 2" in rows[1]["note"]
+        assert rows[2]["note"].startswith("retry of trial 1") and rows[2]["lr"] == rows[1]["lr"]
+        assert json.loads((out / "best.json").read_text())["trial"] == 0
+    return Expect(_tune(tmp, shared, "--out", str(out), trials=3), rc=130,
+                  err=("interrupted", str(out / "trials.csv"), "run the same command again"),
+                  not_err=("--resume", "Trial 1 failed"), check=check)
+
+
+def _sigterm_in_epoch(mp, epoch: int):
+    from mcihn.training.trainer import Trainer
+
+    real = Trainer.train_epoch
+
+    def terminated(self, train, ep, *a, **k):
+        if ep == epoch:
+            os.kill(os.getpid(), signal.SIGTERM)  # what `timeout`, Slurm and `docker stop` send
+        return real(self, train, ep, *a, **k)
+    mp.setattr(Trainer, "train_epoch", terminated)
+
+
+def sigterm_during_training(tmp, shared, mp):
+    """SIGTERM in epoch 2: as Ctrl-C (one line, how to resume), exit 143 instead of a silent 143; epoch 1 kept."""
+    _sigterm_in_epoch(mp, 2)
+    out = tmp / "run"
+
+    def check(tmp):
+        assert torch.load(out / "seed_1" / "last.pt", weights_only=True)["epoch"] == 1
+    return Expect(train("--data", str(shared / "data.pkl"), "--out", str(out), epochs=3), rc=143,
+                  err=("SIGTERM", str(out), "--resume"), absent=(out / "results.json",), check=check)
+
+
+def _storage_case(tmp, shared, url, *named, hidden=()):
+    """A bad --storage is refused before the data are loaded (--data names a file that does not exist) and
+    before --out is made."""
+    out = tmp / "study"
+    return Expect(_tune(tmp, shared, "--storage", url, "--out", str(out), "--data", str(tmp / "never_loaded.pkl")),
+                  err=("--storage", *named), not_err=("never_loaded", *hidden), absent=(out,))
+
+
+def storage_not_a_url(tmp, shared, mp):
+    """6. --storage notaurl."""
+    return _storage_case(tmp, shared, "notaurl", "notaurl", "not a database URL")
+
+
+def storage_without_its_driver(tmp, shared, mp):
+    """6. postgresql://... without the driver installed: names the extra; the password is not printed."""
+    mp.setitem(sys.modules, "psycopg", None)  # import psycopg -> ImportError, as where it is not installed
+    mp.setitem(sys.modules, "psycopg2", None)
+    return _storage_case(tmp, shared, "postgresql://me:s3cret@db.example/optuna", "driver", "tune-db",
+                         hidden=("s3cret",))
+
+
+def storage_sqlite_in_a_missing_folder(tmp, shared, mp):
+    """6. SQLite in a folder that does not exist."""
+    return _storage_case(tmp, shared, f"sqlite:///{tmp / 'nowhere' / 'study.db'}", str(tmp / "nowhere"))
+
+
+def _params_case(tmp, shared, best: dict, *named):
+    """--params is checked before the data are loaded (--data names a file that does not exist)."""
+    path = tmp / "best.json"
+    path.write_text(json.dumps({"model": "mcihn", "preset": "tiny", **best}))
+    out = tmp / "run"
+    return Expect(train("--params", str(path), "--data", str(tmp / "never_loaded.pkl"), "--out", str(out)),
+                  err=("--params", str(path), *named), not_err=("never_loaded", "TypeError:", "__init__"),
+                  absent=(out,))
+
+
+def params_unknown_key(tmp, shared, mp):
+    """7. A key the model's config does not have."""
+    return _params_case(tmp, shared, {"params": {"bogus_key": 1}}, "'bogus_key'", "unknown")
+
+
+def params_wrong_type(tmp, shared, mp):
+    """7. A number written as a string."""
+    return _params_case(tmp, shared, {"params": {"epochs": "3"}}, "'epochs'", "str")
+
+
+def params_negative_lr(tmp, shared, mp):
+    """7. lr -5: the error names the file and --params."""
+    return _params_case(tmp, shared, {"params": {"lr": -5}}, "lr", "-5")
+
+
+def modalities_repeated_before_data(tmp, shared, mp):
+    """8/9. --modalities tta: refused by argparse, naming the option, before the data are loaded."""
+    return _bad_flag(train("--modalities", "tta", "--data", str(tmp / "never_loaded.pkl"), "--out", str(tmp / "run")),
+                     "--modalities", tmp / "run")
+
+
+def modalities_unknown_letter_tune(tmp, shared, mp):
+    """8/9. tune --modalities txz."""
+    return _bad_flag(_tune(tmp, shared, "--modalities", "txz", "--out", str(tmp / "study")), "--modalities",
+                     tmp / "study")
+
+
+def modalities_empty(tmp, shared, mp):
+    """9. --modalities "" trained on all three; now refused."""
+    return _bad_flag(train("--modalities", "", "--data", str(shared / "data.pkl"), "--out", str(tmp / "run")),
+                     "--modalities", tmp / "run")
+
+
+def _full_disk(mp, fail_at: int = 1):
+    """os.fsync raises ENOSPC from its ``fail_at``-th call on (what a full disk does to a write)."""
+    real, calls = os.fsync, []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) >= fail_at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+    mp.setattr(os, "fsync", fsync)
+
+
+def disk_full_during_training(tmp, shared, mp):
+    """11. No space left: the message names the file being written and says that --resume continues."""
+    _full_disk(mp)
+    out = tmp / "run"
+    return Expect(train("--data", str(shared / "data.pkl"), "--out", str(out)),
+                  err=("no space left", str(out / "seed_1"), "--resume"), absent=(out / "results.json",))
+
+
+def disk_full_during_robustness(tmp, shared, mp):
+    """11. robustness on a full disk: neither robustness.json nor its PNG (not one without the other)."""
+    _full_disk(mp, fail_at=2)  # the PNG is written, then the JSON fails
+    out = tmp / "rob"
+    return Expect(["robustness", "--checkpoint", str(shared / "run" / "seed_1" / "best.pt"), "--data",
+                   str(shared / "data.pkl"), "--rates", "0", "0.5", "--repeats", "1", "--out", str(out)],
+                  err=("no space left", str(out / "robustness.json")),
+                  absent=(out / "robustness.json", out / "robustness.png"), one_line=True)
+
+
+def boolean_labels(tmp, shared, mp):
+    """12. Boolean regression_labels were trained as 0/1 targets; now refused, naming file, split and field."""
+    def edit(o):
+        o["train"]["regression_labels"] = o["train"]["regression_labels"] > 0
+    data = _pickle_with(tmp, "bool.pkl", edit)
+    return Expect(train("--data", str(data), "--out", str(tmp / "run")),
+                  err=(str(data), "split 'train'", "field 'regression_labels'", "boolean"), absent=(tmp / "run",))
+
+
+def gzip_pickle(tmp, shared, mp):
+    """A gzip-compressed pickle: named as gzip, not "invalid load key '\\x1f'"."""
+    gz = tmp / "data.pkl.gz"
+    gz.write_bytes(gzip.compress((shared / "data.pkl").read_bytes()))
+    return Expect(train("--data", str(gz), "--out", str(tmp / "run")), err=(str(gz), "gzip", "gunzip"),
+                  not_err=("load key",), absent=(tmp / "run",))
+
+
+def experiment_unknown_row_before_data(tmp, shared, mp):
+    """8. experiment --models with a row the table has not: refused before the data are loaded."""
+    return Expect(["experiment", "table2", "--models", "tfn", "bogus", "--data", str(tmp / "never_loaded.pkl"),
+                   "--out", str(tmp / "t2")], err=("--models", "'bogus'"), not_err=("never_loaded",),
+                  absent=(tmp / "t2",))
+
+
+def robustness_unknown_metric_before_scoring(tmp, shared, mp):
+    """8. robustness --metric that no dataset has: refused before the checkpoint is loaded and scored."""
+    return Expect(["robustness", "--checkpoint", str(tmp / "never_loaded.pt"), "--metric", "Acc-9", "--out",
+                   str(tmp / "rob")], err=("--metric", "Acc-9"), not_err=("never_loaded",), absent=(tmp / "rob",))
+
+
 CASES = [undefined_metric, undefined_metric_tfn_two_seeds, undefined_metric_resume, evaluate_other_dataset,
          refused_checkpoint_zip, refused_checkpoint_plain_pickle, pickle_asks_for_a_huge_bytearray,
          pickle_asks_for_a_huge_array, extract_without_test_rows, extract_into_a_folder,
@@ -337,7 +581,13 @@ CASES = [undefined_metric, undefined_metric_tfn_two_seeds, undefined_metric_resu
          checkpoint_without_normalizer, checkpoint_missing_weights, checkpoint_with_other_latent_dim,
          checkpoint_of_unknown_model, checkpoint_with_fractional_dims, bench_zero_steps, synthetic_nan_noise,
          negative_learning_rate, ctrl_c_during_training, neg_inf_inside_real_steps, duplicate_ids,
-         ids_shared_by_test_and_train]
+         ids_shared_by_test_and_train,
+         # issue 19: the fault battery's defects
+         fresh_train_keeps_user_tmp_files, out_in_use_by_another_process, duplicate_seeds, ctrl_c_during_tune,
+         sigterm_during_training, storage_not_a_url, storage_without_its_driver, storage_sqlite_in_a_missing_folder,
+         params_unknown_key, params_wrong_type, params_negative_lr, modalities_repeated_before_data,
+         modalities_unknown_letter_tune, modalities_empty, disk_full_during_training, disk_full_during_robustness,
+         boolean_labels, gzip_pickle, experiment_unknown_row_before_data, robustness_unknown_metric_before_scoring]
 
 
 def _run(e: Expect, capsys) -> tuple[int, str, str]:
@@ -360,7 +610,11 @@ def _run(e: Expect, capsys) -> tuple[int, str, str]:
 def test_bad_input(case, tmp_path, shared, monkeypatch, capsys):
     e = case(tmp_path, shared, monkeypatch)
     capsys.readouterr()  # what the set-up printed
-    rc, out, err = _run(e, capsys)
+    try:
+        rc, out, err = _run(e, capsys)
+    finally:
+        if e.cleanup is not None:
+            e.cleanup()
     assert rc == e.rc, (out, err)
     assert "Traceback" not in out + err, err
     for s in e.err:
@@ -369,12 +623,17 @@ def test_bad_input(case, tmp_path, shared, monkeypatch, capsys):
         assert s in out, (s, out)
     for s in e.not_err:
         assert s not in err, (s, err)
+    for s in e.not_out:
+        assert s not in out, (s, out)
     if e.one_line and e.rc != 0:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1, err
     for p in e.absent:
         assert not Path(p).exists(), p
-    for folder in (tmp_path, shared):
-        assert not [p for p in Path(folder).rglob("*.tmp")], "a temporary file was left"
+    for p in e.keep:
+        assert Path(p).exists(), p
     if e.check is not None:
         e.check(tmp_path)
+    for folder in (tmp_path, shared):
+        left = [p for p in Path(folder).rglob("*") if p.name.endswith((".tmp", TEMP_SUFFIX)) and p not in e.keep]
+        assert not left, f"a temporary file was left: {left}"

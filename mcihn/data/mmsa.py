@@ -168,6 +168,9 @@ def _check_lengths(ctx: _Ctx, fld: str, x: np.ndarray, T: int) -> np.ndarray:
 def _check_labels(ctx: _Ctx, fld: str, value, n: int, dataset: str) -> np.ndarray:
     """(N,) finite labels inside LABEL_RANGE[dataset] (+- LABEL_TOL) -> float32."""
     arr = np.asarray(value)
+    if arr.dtype.kind == "b":  # numpy would read True/False as 1/0: sentiment scores they are not
+        raise ctx.error(fld, f"labels are booleans (dtype {arr.dtype}), not sentiment scores in "
+                             f"[{LABEL_RANGE[dataset][0]:g}, {LABEL_RANGE[dataset][1]:g}]")
     if arr.ndim == 2 and arr.shape[1] == 1:  # (N, 1) is valid MMSA too (its loader reshapes to (N,))
         value = arr.reshape(-1)
     y = _numeric(ctx, fld, value, 1, n).astype(np.float32)

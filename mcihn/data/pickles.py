@@ -147,6 +147,19 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return reconstruct
 
 
+#: Magic bytes of compressed files: (start, name, command that decompresses).
+_COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip -k"), (b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz -k"),
+               (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"))
+
+
+def _compression(head: bytes) -> tuple[str, str] | None:
+    """(name, decompress command) when ``head`` starts a compressed file (a pickle starts with 0x80 or '(')."""
+    for magic, name, command in _COMPRESSED:
+        if head.startswith(magic):
+            return name, command
+    return None
+
+
 def safe_load_pickle(path) -> object:
     """Unpickle ``path`` allowing only numpy arrays/scalars/dtypes and plain values.
 
@@ -157,6 +170,14 @@ def safe_load_pickle(path) -> object:
     path = str(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
+        head = f.read(6)
+        compressed = _compression(head)
+        if compressed:
+            raise DataFormatError(f"{path}: is a {compressed[0]}-compressed file, not a pickle; decompress it first "
+                                  f"({compressed[1]} {path}) and pass the .pkl")
+        if head.startswith(b"PK\x03\x04"):
+            raise DataFormatError(f"{path}: is a zip archive (a torch checkpoint, an .npz or a .zip?), not an MMSA pickle")
+        f.seek(0)
         try:
             return _RestrictedUnpickler(_SizedReader(f, size), path, size).load()
         except DataFormatError:

@@ -247,7 +247,7 @@ def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1
               resume: bool = False, log=print) -> SuiteResult:
     """Run every row on every entry over ``seeds``; write DIR/suite.md, valid.md, suite.json."""
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not resume:
+    if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) and not resume:  # .mcihn.lock
         raise FileExistsError(f"{out} is not empty: pass resume=True (--resume) to continue that suite")
     out.mkdir(parents=True, exist_ok=True)
     entries = parse_entries(entries) if entries is None or isinstance(entries[0], str) else list(entries)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import LABEL_RANGE
-from ..utils import TEMP_PREFIX, TEMP_SUFFIX
+from ..utils import make_temp_file
 from .features import ExtractionConfig, Extractors, fit_audio, fit_frames
 from .media import MediaError, probe_streams, read_audio, read_video_frames
 
@@ -402,7 +402,7 @@ def write_pickle(path, obj) -> None:
     """pickle.dump to a temporary file in the same folder, then rename: no half-written pickle, ever."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX.format(name=path.name), suffix=TEMP_SUFFIX)
+    fd, tmp = make_temp_file(path)
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(obj, f, protocol=4)

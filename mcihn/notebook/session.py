@@ -312,5 +312,5 @@ def cached_tune(S: Settings, trials: int | None = None, seeds=None, epochs: int 
                                        "overrides": overrides}, sort_keys=True).encode()).hexdigest()[:10]
         study_dir = S.cache_dir / "tune" / f"{S.preset}-{key}"
     study = tune(S.data, study_dir, model="mcihn", preset=S.preset, trials=trials, seeds=seeds,
-                 overrides=overrides, device=S.device, progress=False, log=log)
+                 overrides=overrides, device=S.device, sampler_seed=0, progress=False, log=log)
     return study, Path(study_dir)
