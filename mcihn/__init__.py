@@ -4,11 +4,11 @@ The package, one folder per layer (imports only go down this list)::
 
     modalities.py, utils.py, metrics.py, paper.py   names, I/O helpers, MMSA's metrics, the paper's tables
     model/        the paper, one file per section: config, aae (3.3), cgmm + mmd (3.4), ffm (3.5), mcihn
-    baselines/    TFN, LMF, MulT, late fusion (Table 2), trained by the same trainer
-    data/         MMSA pickles (safe loading, validation), normalisation, synthetic data
+    baselines/    TFN, LMF, MulT, Self-MM, EMT, CMHFM, late fusion (Table 2), trained by the same trainer
+    data/         MMSA pickles (safe loading, validation), normalisation, synthetic and planted data, real CSV / TSV sets
     training/     Algorithm 1 (trainer), checkpoints, multi-seed runs, the model registry
     extraction/   raw clips -> features (CLIP, BERT, wav2vec2), single-clip prediction
-    experiments/  Tables 2 and 3 re-run, missing-modality robustness
+    experiments/  Tables 2 and 3 re-run, the development suite, MMSA's own models, tuning, robustness
     notebook/     what the notebooks import: settings and run cache, analysis, plots
     cli.py, bench.py                                  ``python -m mcihn ...``, benchmarks
 

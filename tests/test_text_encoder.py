@@ -79,7 +79,8 @@ def test_the_encoder_joins_only_the_task_phase_at_its_own_learning_rate(bert):
         groups = tr.opt[phase.key].param_groups
         in_phase = {id(p) for g in groups for p in g["params"]}
         if phase.key == "main":
-            assert [g["lr"] for g in groups] == [cfg.lr, 3e-5] and {id(p) for p in groups[1]["params"]} == enc
+            # the model's weight matrices and its 1-d parameters (no weight decay), then the encoder at its own rate
+            assert [g["lr"] for g in groups] == [cfg.lr, cfg.lr, 3e-5] and {id(p) for p in groups[-1]["params"]} == enc
         else:  # reconstruction / adversarial phases read the encoder's states without gradients
             assert not in_phase & enc
     assert MCIHNConfig.tiny().text_lr == TEXT_LR == 2e-5

@@ -89,7 +89,7 @@ class BaselineConfig:
     def auto(cls, n_train: int | None = None, **overrides):
         """The default for real data: the ``paper`` settings. MCIHN's training recipe
         (``mcihn.model.config.TRAINING_RECIPE``) did not help TFN on the suite's validation splits (README,
-        "Where the defaults come from"), so the baselines keep plain Adam; ``n_train`` is accepted for
+        "The development suite"), so the baselines keep plain Adam; ``n_train`` is accepted for
         symmetry with MCIHN's ``auto``."""
         return cls(**{"preset": "auto", **overrides})
 

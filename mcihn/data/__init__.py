@@ -3,7 +3,9 @@
     pickles.py     the restricted unpickler (numpy arrays and plain values only)
     mmsa.py        the MMSA pickle format: SplitData, MultimodalData, validation, load_mmsa
     normalize.py   per-feature z-scoring with train-split statistics
-    synthetic.py   MOSI/SIMS-shaped synthetic data with planted cross-modal structure
+    synthetic.py   MOSI/SIMS-shaped synthetic data with planted cross-modal structure (the embedded default)
+    planted.py     the development suite's planted sets (linear, interaction, window), each with its Bayes floor
+    real.py        the development suite's real CMU-MOSI files (text + audio CSV, transcripts TSV)
 """
 from .mmsa import LABEL_RANGE, SPLITS, MultimodalData, SplitData, from_mmsa_dict, load_mmsa
 from .normalize import Normalizer, normalize
@@ -13,4 +15,5 @@ from .synthetic import DEFAULT_DIMS, MOSI_SPLITS, PAPER_DIMS, make_synthetic, sy
 
 __all__ = ["LABEL_RANGE", "SPLITS", "MultimodalData", "SplitData", "from_mmsa_dict", "load_mmsa", "Normalizer",
            "normalize", "DataFormatError", "DataWarning", "UnsafePickleError", "safe_load_pickle", "DEFAULT_DIMS", "MOSI_SPLITS",
-           "PAPER_DIMS", "make_synthetic", "synthetic_data", "write_synthetic"]
+           "PAPER_DIMS", "make_synthetic", "synthetic_data", "write_synthetic", "PLANTED_KINDS", "make_planted",
+           "planted_data"]

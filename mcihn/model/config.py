@@ -24,7 +24,7 @@ from ..modalities import letters as modality_letters
 LR_SCHEDULES = ("constant", "cosine")
 #: The training recipe of MCIHN's ``auto`` preset: AdamW with decoupled weight
 #: decay, one epoch of linear warm-up, a cosine decay to 0.1 x lr over the epoch budget. Chosen on the
-#: validation splits of the development suite (README, "Where the defaults come from").
+#: validation splits of the development suite (README, "The development suite").
 TRAINING_RECIPE = dict(weight_decay=0.01, warmup_epochs=1.0, lr_schedule="cosine")
 #: Training-set size from which the ``auto`` preset uses the paper's sizes (L = 32, d = 256); below it,
 #: AUTO_SMALL_SIZES. The suite's data sets (300-2000 training clips) are all below it.
@@ -81,7 +81,7 @@ class MCIHNConfig:
             (Eq. 5) in the joint objective ("phases" runs L_AE unweighted); there a weight of 0 trains exactly as
             without that term (L_AE and L_gen are then not computed; L_Adp always is, for the logs). The
             defaults (w_rec 0.1, w_adv 0: the adversarial term off) were chosen on validation MAE, where
-            every positive w_adv tried lost (README, "Where the defaults come from"); w_adv = 0.1 was the
+            every positive w_adv tried lost (README, "Where Algorithm 1's weights come from"); w_adv = 0.1 was the
             best positive weight.
         adv_lr_scale: learning-rate factor of the discriminator (and, with "phases", generator) step.
     Text encoder (Sec. 4.3)
