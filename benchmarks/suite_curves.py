@@ -59,7 +59,7 @@ def main(argv=None) -> int:
         ax.set_title(e)
         ax.set_xlabel("epoch")
         ax.set_ylabel("MAE")
-    axes[0][0].legend(fontsize=7, title="solid: valid MAE, dashed: train $L_{Mul}$", title_fontsize=7)
+    axes[0][0].legend(fontsize=7, title="mean over seeds, up to the shortest run\nsolid: valid MAE, dashed: train $L_{Mul}$", title_fontsize=7)
     fig.savefig(a.out, dpi=110)
     print(f"wrote {a.out}")
     return 0

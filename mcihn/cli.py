@@ -332,7 +332,12 @@ def cmd_suite(a) -> int:
         entries = parse_entries(a.entries)
         sets = _parse_sets(a.set)
         if sets:
-            config_class("mcihn").paper(**sets)  # check the keys and values before any training
+            import dataclasses
+            known = {f.name for f in dataclasses.fields(config_class("mcihn"))}
+            unknown = sorted(set(sets) - known)
+            if unknown:
+                raise ValueError(f"--set {unknown[0]}=...: MCIHN has no setting {unknown[0]!r} (see MCIHNConfig)")
+            config_class("mcihn").paper(**sets)  # check the values before any training
     except (ValueError, TypeError) as e:
         raise SystemExit(f"error: {e}")
     models = a.models or ["mcihn", "tfn"]

@@ -130,3 +130,17 @@ def test_real_mosi_ta_file_reads():
     assert len(rows) == 1443 and {r["split"] for r in rows} == {"train", "valid", "test"}
     assert all(r["audio"].shape == (73,) for r in rows)
     assert find_shared() is not None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "bogus=1"], "MCIHN has no setting 'bogus'"),
+    (["--set", "lr=-1"], "lr must be a finite number > 0"),
+    (["--entries", "nope"], "unknown suite entry 'nope'"),
+    (["--data", "x.pkl"], "takes its data sets from --entries"),
+])
+def test_suite_command_refuses_bad_options_before_anything_runs(tmp_path, argv, message):
+    from mcihn.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "suite", "--out", str(tmp_path / "s"), *argv])
+    assert message in str(e.value) and not (tmp_path / "s").exists()
