@@ -470,3 +470,18 @@ def test_config_heads_zero_is_a_value_error():
 def test_even_encoder_kernel_is_rejected(kernel, awkward_cfg):
     with pytest.raises(ValueError, match="odd"):
         awkward_cfg(enc_kernel=kernel)
+
+
+def test_ffm_values_switch_takes_values_from_the_pair_features(batch, awkward_dims):
+    """``ffm_values="pairs"`` has no parameters of its own: with the same weights it changes only where the
+    fusion attention reads its values, so the prediction changes; an unknown value is refused."""
+    torch.manual_seed(0)
+    core = MCIHN(MCIHNConfig.tiny(), awkward_dims).eval()
+    pairs = MCIHN(MCIHNConfig.tiny(ffm_values="pairs"), awkward_dims).eval()
+    pairs.load_state_dict(core.state_dict())  # same parameter names and shapes
+    a, b = core(batch), pairs(batch)
+    assert a.pred.shape == b.pred.shape and not torch.allclose(a.pred, b.pred)
+    for k in a.F:  # everything before the fusion is the same
+        torch.testing.assert_close(a.F[k], b.F[k])
+    with pytest.raises(ValueError, match="ffm_values"):
+        MCIHNConfig.tiny(ffm_values="pair")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..modalities import MODALITIES, parse_modalities
 from .aae import DISC_SAMPLES
+from .ffm import FFM_VALUES
 from .mmd import XI_KINDS
 from .text_encoder import TEXT_LR
 
@@ -59,6 +60,8 @@ class MCIHNConfig:
             ``"tokens"`` (each of the B*L latent vectors is a sample).
         mmd_weight (lambda): weight of L_Adp; Eq. 19 prints 1, the default 0.1 was chosen on validation
             (lambda = 1 stalled near the mean predictor on a 600-clip synthetic set: README).
+        ffm_values: where the fusion attention takes its values: "core" (Eq. 15, S^m) or "pairs" (the
+            pair features F, where the modalities multiply; a diagnostic, see the README's suite section).
         xi: the MMD's shared layer: "orthogonal" (default; L_Adp cannot fall by collapsing it),
             "linear" (free, as printed) or "none" (see ``mmd.make_xi``).
         disc_samples: what the discriminator scores against N(0, I): "tokens" (each of the B*L
@@ -113,6 +116,7 @@ class MCIHNConfig:
     schedule: str = "joint"
     disc_samples: str = "tokens"
     xi: str = "orthogonal"
+    ffm_values: str = "core"
     grad_clip: float | None = 5.0
     weight_decay: float = 0.0
     warmup_epochs: float = 0.0
@@ -129,7 +133,8 @@ class MCIHNConfig:
             raise ValueError(f"enc_kernel must be odd so the temporal convolution keeps the length, got {self.enc_kernel}")
         if self.mmd_samples not in ("pooled", "tokens"):
             raise ValueError(f"mmd_samples must be 'pooled' or 'tokens', not {self.mmd_samples!r}")
-        for name, choices in (("schedule", SCHEDULES), ("disc_samples", DISC_SAMPLES), ("xi", XI_KINDS)):
+        for name, choices in (("schedule", SCHEDULES), ("disc_samples", DISC_SAMPLES), ("xi", XI_KINDS),
+                              ("ffm_values", FFM_VALUES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         check_training_fields(self)

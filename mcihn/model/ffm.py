@@ -29,6 +29,11 @@ from ..modalities import LETTER, others_of, pair_key, paper_order
 from .attention import attend, want_weights
 
 
+#: Where the fusion attention takes its values: "core" (Eq. 15: the core modality's own code S^m) or "pairs"
+#: (the mean of the pair features F^{m o1}, F^{m o2}, where the modalities multiply: a diagnostic departure).
+FFM_VALUES = ("core", "pairs")
+
+
 class FusionAttention(nn.Module):
     """Eq. 15-16: h-head attention with separate query, key and value sources."""
 
@@ -63,8 +68,11 @@ class FusionAttention(nn.Module):
 class FeatureFusion(nn.Module):
     """Eq. 15-17: one FusionAttention per core modality, summed, pooled, regressed."""
 
-    def __init__(self, modalities, d: int, heads: int, dropout: float):
+    def __init__(self, modalities, d: int, heads: int, dropout: float, values: str = "core"):
         super().__init__()
+        if values not in FFM_VALUES:
+            raise ValueError(f"values must be one of {FFM_VALUES}, not {values!r}")
+        self.values = values  # "core": V = S^m (Eq. 15); "pairs": V = (F^{m o1} + F^{m o2}) / 2
         self.modalities = paper_order(modalities)
         self.attn = nn.ModuleDict({m: FusionAttention(d, heads, dropout) for m in self.modalities})
         self.drop = nn.Dropout(dropout)
@@ -91,7 +99,8 @@ class FeatureFusion(nn.Module):
             q_src, k_src = self.sources(m, S, F)
             others = "".join(LETTER[o] for o in others_of(m, self.modalities))
             name = f"{LETTER[m]}-{others}" if others else LETTER[m]
-            fused[name], w = self.attn[m](q_src, k_src, S[m])  # Eq. 15-16
+            v_src = S[m] if self.values == "core" or not others else (q_src + k_src) / 2  # (B, L, d)
+            fused[name], w = self.attn[m](q_src, k_src, v_src)  # Eq. 15-16
             if w is not None:
                 weights[name] = w
         total = sum(fused.values())  # Add(F^{v-ta}, F^{t-va}, F^{a-vt}), (B, L, d)

@@ -63,7 +63,7 @@ class MCIHN(nn.Module):
         self.prior_seed = int(torch.randint(0, 2**62, (1,)).item())
         self._prior = None
         self.keep_zero_terms = False  # tests: compute terms of weight 0 too (they must change nothing)
-        self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout)
+        self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout, cfg.ffm_values)
 
     # ---- parameter groups: which phase of Algorithm 1 updates what ------------------
     def encoder_parameters(self):
