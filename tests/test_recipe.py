@@ -86,6 +86,7 @@ def test_auto_preset_sizes_follow_the_training_set():
     tfn = make_config("tfn", "auto")  # the baselines keep the paper's plain Adam (the recipe did not help TFN)
     assert tfn.to_dict() == {**make_config("tfn", "paper").to_dict(), "preset": "auto"}
     assert MCIHNConfig.paper().weight_decay == 0 and MCIHNConfig.paper().lr_schedule == "constant"  # the paper's Adam
+    assert small.ffm_values == large.ffm_values == "pairs" and MCIHNConfig.paper().ffm_values == "core"
     assert PRESET_CHOICES == tuple(PRESETS)
     for kind in MODEL_KINDS:
         assert make_config(kind, "auto").preset == "auto"

@@ -143,7 +143,10 @@ def ours_config(kind: str, entry: Entry, data, overrides=()):
 
 def applies(row: Row, entry: Entry) -> bool:
     """A row that fixes its own modalities runs only on entries with more modalities that include them."""
-    mods = dict(row.overrides).get("modalities")
+    over = dict(row.overrides)
+    if "ffm_values" in over and len(entry.modalities) < 2:  # one modality: the fusion has no pairs to read
+        return False
+    mods = over.get("modalities")
     return mods is None or (set(mods) < set(entry.modalities))
 
 
@@ -229,14 +232,16 @@ class SuiteResult:
 
 
 def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=(), text_only: bool = True) -> list[Row]:
-    """References first, then our models, MCIHN on text alone (the strongest single modality of every entry:
-    the ridge's per-subset fits in suite.json show it), MMSA's, and ``variants`` ((label, kind, overrides))."""
+    """References first, then our models, MCIHN with the fusion's values as Eq. 15 is read (S^m) and MCIHN on
+    text alone (the strongest single modality of every entry: the ridge's per-subset fits in suite.json show
+    it), MMSA's, and ``variants`` ((label, kind, overrides))."""
     from ..training.registry import config_class
 
     rows = [Row("mean predictor", "ref", "mean"), Row("ridge (pooled)", "ref", "ridge"),
             Row("Bayes floor", "ref", "floor")]
     rows += [Row(config_class(k)().variant if k == "mcihn" else config_class(k).title, "ours", k) for k in models]
     if text_only and "mcihn" in models:
+        rows.append(Row("MCIHN, values S^m (Eq. 15 as read)", "ours", "mcihn", (("ffm_values", "core"),)))
         rows.append(Row("MCIHN, text only", "ours", "mcihn", (("modalities", "t"),)))
     rows += [Row(f"MMSA {k.upper()}", "mmsa", k) for k in mmsa]
     rows += [Row(label, "ours", kind, tuple(sorted(over.items()))) for label, kind, over in variants]

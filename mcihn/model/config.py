@@ -60,8 +60,8 @@ class MCIHNConfig:
             ``"tokens"`` (each of the B*L latent vectors is a sample).
         mmd_weight (lambda): weight of L_Adp; Eq. 19 prints 1, the default 0.1 was chosen on validation
             (lambda = 1 stalled near the mean predictor on a 600-clip synthetic set: README).
-        ffm_values: where the fusion attention takes its values: "core" (Eq. 15, S^m) or "pairs" (the
-            pair features F, where the modalities multiply; a diagnostic, see the README's suite section).
+        ffm_values: where the fusion attention takes its values: "core" (Eq. 15 read as S^m) or "pairs" (the
+            pair features F^{m o1}, F^{m o2}, where the modalities multiply; the auto preset's choice).
         xi: the MMD's shared layer: "orthogonal" (default; L_Adp cannot fall by collapsing it),
             "linear" (free, as printed) or "none" (see ``mmd.make_xi``).
         disc_samples: what the discriminator scores against N(0, I): "tokens" (each of the B*L
@@ -175,9 +175,11 @@ class MCIHNConfig:
     def auto(cls, n_train: int | None = None, **overrides) -> "MCIHNConfig":
         """The default for real data: sizes that follow the training-set size ``n_train`` (the paper's
         from ``AUTO_LARGE_FROM`` clips, ``AUTO_SMALL_SIZES`` below, and below when unknown), the
-        paper's dropout 0.5 and lr 1e-3, plus ``TRAINING_RECIPE`` and encoder dropout 0.1."""
+        paper's dropout 0.5 and lr 1e-3, plus ``TRAINING_RECIPE``, encoder dropout 0.1 and the fusion
+        attention's values from the pair features (``ffm_values="pairs"``: README, "The development suite")."""
         sizes = {} if n_train is not None and n_train >= AUTO_LARGE_FROM else AUTO_SMALL_SIZES
-        return cls(**{**sizes, **TRAINING_RECIPE, "enc_dropout": 0.1, "preset": "auto", **overrides})
+        return cls(**{**sizes, **TRAINING_RECIPE, "enc_dropout": 0.1, "ffm_values": "pairs", "preset": "auto",
+                      **overrides})
 
     @classmethod
     def from_preset(cls, name: str, n_train: int | None = None, **overrides) -> "MCIHNConfig":

@@ -29,8 +29,10 @@ from ..modalities import LETTER, others_of, pair_key, paper_order
 from .attention import attend, want_weights
 
 
-#: Where the fusion attention takes its values: "core" (Eq. 15: the core modality's own code S^m) or "pairs"
-#: (the mean of the pair features F^{m o1}, F^{m o2}, where the modalities multiply: a diagnostic departure).
+#: Where the fusion attention takes its values (Eq. 15 prints V(F^v), a tensor it never defines): "core", the
+#: core modality's own code S^m (the reading notes' reading; ``paper`` and ``tiny`` presets), or "pairs", the
+#: mean of its pair features F^{m o1}, F^{m o2}, where Eq. 9 multiplies the modalities (the ``auto`` preset:
+#: with "core" the modalities meet only in the attention weights; README, "The development suite").
 FFM_VALUES = ("core", "pairs")
 
 
