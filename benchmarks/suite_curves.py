@@ -42,9 +42,13 @@ def main(argv=None) -> int:
         elif r["row"].startswith("ridge"):
             ridge[r["entry"]] = r["valid"]["MAE"]
     rows = a.rows or sorted({k[1] for k in curves})
-    fig, axes = plt.subplots(1, len(entries), figsize=(4.2 * len(entries), 3.6), constrained_layout=True, squeeze=False)
+    ncols = min(3, len(entries))
+    nrows = -(-len(entries) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), constrained_layout=True, squeeze=False)
+    for ax in axes.flat[len(entries):]:
+        ax.set_visible(False)
     colors = dict(zip(rows, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    for ax, e in zip(axes[0], entries):
+    for ax, e in zip(axes.flat, entries):
         for row in rows:
             runs = curves.get((e, row))
             if not runs:
@@ -53,7 +57,7 @@ def main(argv=None) -> int:
             c = np.mean([r[:n] for r in runs], axis=0)
             x = np.arange(1, n + 1)
             ax.plot(x, c[:, 0], ls="--", color=colors[row])
-            ax.plot(x, c[:, 1], ls="-", color=colors[row], label=f"{row} ({len(runs)} seeds)")
+            ax.plot(x, c[:, 1], ls="-", color=colors[row], label=f"{row.replace('S^m', '$S^m$')} ({len(runs)} seeds)")
         if e in ridge:
             ax.axhline(ridge[e], color="grey", lw=1, ls=":", label="ridge, valid")
         ax.set_title(e)
