@@ -62,6 +62,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .synthetic import put_modality
+
 #: kind -> what it tests (the formulas are in the module docstring).
 PLANTED_KINDS = {
     "linear": "the label is mostly linear in text's evidence, audio and vision weak and noisy: "
@@ -270,13 +272,7 @@ def make_planted(kind: str, n_train: int = 1000, n_valid: int | None = None, n_t
             lengths = rng.integers(max(8, T // 3), T + 1, size=n)  # (N,) each modality its own lengths
             env = _envelope(rng, lengths, T, spec["window"])  # (N, T)
             x = _features(rng, s[m], env, lengths, speaker, params[m], spec)  # (N, T, D)
-            d[m] = x
-            if m == "text":  # MMSA keeps text lengths in the mask row of text_bert (ids, mask, segments)
-                mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
-                ids = (rng.integers(1000, 30000, size=(n, T)) * mask).astype(np.float32)
-                d["text_bert"] = np.stack([ids, mask, np.zeros_like(mask)], axis=1)  # (N, 3, T)
-            else:
-                d[f"{m}_lengths"] = lengths.tolist()
+            put_modality(d, m, x, lengths, rng)
             h["envelope"][m], h["lengths"][m] = env, lengths
             h["posterior_mean"][m], h["posterior_sd"][m] = posterior(x, env, params[m])
         if split != "train":

@@ -67,6 +67,20 @@ def _sequences(rng, u, T, D, noise, directions):
     return x.astype(np.float32), lengths.astype(np.int64)
 
 
+def put_modality(split: dict, m: str, x: np.ndarray, lengths: np.ndarray, rng) -> None:
+    """Store modality ``m``'s features (N, T, D) and lengths (N,) in an MMSA split dict: audio and vision
+    lengths in ``<m>_lengths``; text lengths, as MMSA keeps them, in the mask row of ``text_bert`` (ids, mask,
+    segments), with random token ids drawn from ``rng`` at the real steps."""
+    split[m] = x
+    if m == "text":
+        n, T = x.shape[:2]
+        mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)  # (N, T)
+        ids = (rng.integers(1000, 30000, size=(n, T)) * mask).astype(np.float32)
+        split["text_bert"] = np.stack([ids, mask, np.zeros_like(mask)], axis=1)  # (N, 3, T)
+    else:
+        split[f"{m}_lengths"] = lengths.tolist()
+
+
 def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | None = None,
                    noise: float = 1.5, seed: int = 0) -> dict:
     """Build a dict with MMSA's pickle structure: {'train'|'valid'|'test': {...}, 'meta': {...}}.
@@ -110,13 +124,7 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
              "annotations": np.where(y > 0, "Positive", np.where(y < 0, "Negative", "Neutral")).tolist()}
         for m, (T, D) in dims.items():
             x, lengths = _sequences(rng, u[m], T, D, noise, directions[m])
-            d[m] = x
-            if m == "text":  # MMSA keeps text lengths in the mask row of text_bert (ids, mask, segments)
-                mask = (np.arange(T)[None, :] < lengths[:, None]).astype(np.float32)
-                ids = (rng.integers(1000, 30000, size=(n, T)) * mask).astype(np.float32)
-                d["text_bert"] = np.stack([ids, mask, np.zeros_like(mask)], axis=1)  # (N, 3, T)
-            else:
-                d[f"{m}_lengths"] = lengths.tolist()
+            put_modality(d, m, x, lengths, rng)
         if kind == "sims":  # unimodal labels of CH-SIMS, from each modality's own evidence
             for m, letter in (("text", "T"), ("audio", "A"), ("vision", "V")):
                 d[f"regression_labels_{letter}"] = (np.round(np.clip(u[m] / 2, -1, 1) * 5) / 5).astype(np.float32)
