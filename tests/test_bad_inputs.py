@@ -370,14 +370,14 @@ def duplicate_ids(tmp, shared, mp):
     """11. A duplicate id within a split: a warning naming file, split and the id."""
     def edit(o):
         o["valid"]["id"][4] = o["valid"]["id"][2]
-    return _warned(tmp, shared, edit, "split 'valid'", "field 'id'", "sample 4", "synthvalid_00002")
+    return _warned(tmp, shared, edit, "split 'valid'", "field 'id'", "sample 4", "synthvalid_spk0000$_$2")
 
 
 def ids_shared_by_test_and_train(tmp, shared, mp):
     """11. Test ids equal to train ids: leakage, warned with file, split and an example id."""
     def edit(o):
         o["test"]["id"][7] = o["train"]["id"][0]
-    return _warned(tmp, shared, edit, "split 'test'", "also in split 'train'", "synthtrain_00000", "leakage")
+    return _warned(tmp, shared, edit, "split 'test'", "also in split 'train'", "synthtrain_spk0000$_$0", "leakage")
 
 
 def duplicate_seeds(tmp, shared, mp):

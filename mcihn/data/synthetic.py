@@ -1,28 +1,35 @@
-"""A synthetic dataset in the MMSA pickle structure, with a planted cross-modal structure.
+"""The embedded synthetic dataset, in the MMSA pickle structure, shaped like real sentiment data.
 
 It is *synthetic*: every consumer prints so. It exists so that the tests, the quick
-runs and the default of ``python -m mcihn train`` have data with the exact layout
+runs, the notebooks and the default of ``python -m mcihn train`` have data with the exact layout
 of MMSA's ``unaligned_50.pkl`` (MOSI- or MOSEI-shaped: labels in [-3, 3]) or of CH-SIMS
 (SIMS-shaped: labels in [-1, 1] plus unimodal labels T/A/V).
 
-The planted structure. Each clip i has three hidden "evidence" scores u_t, u_a,
-u_v ~ N(0, 1), one per modality, and its sentiment is
+It rewards what real sentiment data reward (CMU-MOSI: text carries most of the label, linearly; audio
+and vision are weak, noisy and shift between speakers; a little of the label is cross-modal). Each clip i
+has three hidden "evidence" scores u_t, u_a, u_v ~ N(0, 1), one per modality, and its sentiment is
 
-    raw_i = 0.6 u_t + 0.3 u_a + 0.45 u_v + 1.2 u_t u_v   (scaled, clipped and quantised to 0.2 steps)
+    raw_i = 1.0 u_t + 0.3 u_a + 0.35 u_v + 0.5 u_t u_v + 0.4 eta_i     (eta_i ~ N(0, 1): annotators disagree)
 
-so that (1) every modality carries some of the answer, text most and audio least
-(the bimodal ablations differ: only -VT sees the interaction), and (2) a part of
-the answer, the product u_t u_v, exists in no single modality and no linear model
-of pooled features can represent it: fusion matters.
+scaled, clipped and quantised to 0.2 steps (:data:`WEIGHTS`, :data:`INTERACTION`, :data:`LABEL_NOISE`). So
+(1) a ridge regression on time-pooled text features is a strong baseline, as on real data; (2) audio and
+vision add a little each, through weak and noisy features; (3) a part of the answer, u_t u_v, exists in no
+single modality and no linear model of pooled features can represent it: fusion can still win, but by
+a margin of the size seen on real data, not by a factor of three.
 
-Modality m of clip i is a sequence of length len_i <= T_m (the rest is zero
-padding, as in MMSA) whose valid frames are
+Clips belong to speakers (about 12 clips each, disjoint across splits, as in MOSI's speaker-independent
+split; the speaker is the part of the id before ``$_$``). Modality m of clip i is a sequence of length
+len_i <= T_m (the rest is zero padding, as in MMSA) whose valid frames are
 
-    X[t] = u_m * p_m * (1 + 0.5 sin(phase_i + t)) + n_i * q_m + noise * eps_t,   eps_t ~ N(0, I)
+    X[t] = a_m u_m * p_m * (1 + 0.5 sin(phase_i + t)) + o_speaker,m + n_i * q_m + noise * eps_t,   eps_t ~ N(0, I)
 
-with fixed random directions p_m (signal) and q_m (a per-clip nuisance n_i that
-does not affect the label), then a per-feature scale and offset so that the raw
-features need normalising, like real CLIP/BERT/COVAREP features.
+with fixed random directions p_m (signal) and q_m (a per-clip nuisance n_i that does not affect the
+label), a per-modality signal amplitude a_m (:data:`AMPLITUDE`: text clear, audio faint), and a
+per-speaker offset o (audio and vision only, :data:`SPEAKER_SHIFT`) that has a component along p_m: a
+speaker who sounds cheerful whatever they say, so the weak modalities mislead on unseen speakers. Then a
+per-feature scale and offset so that the raw features need normalising, like real BERT/COVAREP features,
+and the last :data:`DEAD_DIMS` feature dimensions of audio and vision are constant (real OpenFace and
+COVAREP features have such dimensions).
 """
 from __future__ import annotations
 
@@ -46,11 +53,21 @@ DEFAULT_DIMS = {"text": (24, 48), "audio": (40, 24), "vision": (16, 32)}
 #: The paper's sizes (Sec. 4.3): CLIP 10x512, BERT 36x768, wav2vec2 128x512.
 PAPER_DIMS = {"text": (36, 768), "audio": (128, 512), "vision": (10, 512)}
 
-WEIGHTS = {"text": 0.6, "audio": 0.3, "vision": 0.45}
-INTERACTION = 1.2  # weight of u_t * u_v
+#: The label: linear weights of the evidence scores, the weight of u_t * u_v, and the annotator noise.
+WEIGHTS = {"text": 1.0, "audio": 0.3, "vision": 0.35}
+INTERACTION = 0.5
+LABEL_NOISE = 0.4
+#: Signal size per modality (times the per-feature direction of size 0.5): text clear, audio faint.
+AMPLITUDE = {"text": 1.0, "audio": 0.25, "vision": 0.4}
+#: Size of the per-speaker offset of the audio and vision features (a part of it along the signal direction).
+SPEAKER_SHIFT = {"text": 0.0, "audio": 0.6, "vision": 0.4}
+#: Constant feature dimensions at the end of each modality (only where D is large enough to keep 4 live).
+DEAD_DIMS = {"text": 0, "audio": 2, "vision": 3}
+#: Mean number of clips per speaker.
+CLIPS_PER_SPEAKER = 12
 
 
-def _sequences(rng, u, T, D, noise, directions):
+def _sequences(rng, u, T, D, noise, directions, speaker, shift, n_dead):
     """u (N,) -> features (N, T, D) float32 and lengths (N,) int64, zero beyond each length."""
     N = len(u)
     p, q, scale, offset = directions
@@ -59,10 +76,15 @@ def _sequences(rng, u, T, D, noise, directions):
     phase = rng.uniform(0, 2 * np.pi, size=(N, 1))
     envelope = 1.0 + 0.5 * np.sin(phase + t[None, :])  # (N, T)
     nuisance = rng.normal(size=(N, 1, 1))
+    n_spk = int(speaker.max()) + 1
+    spk = rng.normal(scale=shift, size=(n_spk, D)) + rng.normal(scale=shift, size=(n_spk, 1)) * p  # (S, D)
     x = (u[:, None, None] * envelope[..., None] * p  # (N, T, D) signal
+         + spk[speaker][:, None, :]  # per-speaker offset (partly along p: a speaker's manner)
          + nuisance * q  # label-free per-clip nuisance
          + noise * rng.normal(size=(N, T, D)))
     x = x * scale + offset  # un-normalised, like real features
+    if 0 < n_dead <= D - 4:
+        x[:, :, D - n_dead:] = offset[D - n_dead:]  # dead (constant) feature dimensions
     x[t[None, :] >= lengths[:, None]] = 0.0  # MMSA pads with zeros
     return x.astype(np.float32), lengths.astype(np.int64)
 
@@ -106,7 +128,7 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
     # Fixed per-dataset directions: the same "meaning" of each feature in every split.
     directions = {}
     for m, (T, D) in dims.items():
-        p = rng.normal(size=D); p *= 1.0 / np.linalg.norm(p) * np.sqrt(D) * 0.5
+        p = rng.normal(size=D); p *= 1.0 / np.linalg.norm(p) * np.sqrt(D) * 0.5 * AMPLITUDE.get(m, 1.0)
         q = rng.normal(size=D); q *= 1.0 / np.linalg.norm(q) * np.sqrt(D) * 0.5
         directions[m] = (p, q, rng.uniform(0.5, 3.0, size=D), rng.normal(scale=2.0, size=D))
     hi = LABEL_BOUND[kind]
@@ -115,15 +137,19 @@ def make_synthetic(kind: str = "mosi", splits: dict | None = None, dims: dict | 
                     "dims": {m: list(v) for m, v in dims.items()}}}
     for split, n in splits.items():
         u = {m: rng.normal(size=n) for m in ("text", "audio", "vision")}
-        raw = sum(WEIGHTS[m] * u[m] for m in u) + INTERACTION * u["text"] * u["vision"]
-        y = np.clip(raw * (hi / 2.2), -hi, hi)
+        eta = rng.normal(size=n)  # annotator disagreement
+        raw = sum(WEIGHTS[m] * u[m] for m in u) + INTERACTION * u["text"] * u["vision"] + LABEL_NOISE * eta
+        y = np.clip(raw * (hi / 2.5), -hi, hi)
         y = np.round(y * 5) / 5  # annotator-average style 0.2 steps; exact zeros occur
-        d = {"id": [f"synth{split}_{i:05d}$_$0" for i in range(n)],
+        n_spk = max(1, int(round(n / CLIPS_PER_SPEAKER)))
+        speaker = np.sort(rng.integers(0, n_spk, size=n))  # (N,) a speaker's clips are consecutive, as in MMSA
+        d = {"id": [f"synth{split}_spk{speaker[i]:04d}$_${i}" for i in range(n)],
              "raw_text": [f"synthetic clip {i} of split {split}" for i in range(n)],
              "regression_labels": y.astype(np.float32),
              "annotations": np.where(y > 0, "Positive", np.where(y < 0, "Negative", "Neutral")).tolist()}
         for m, (T, D) in dims.items():
-            x, lengths = _sequences(rng, u[m], T, D, noise, directions[m])
+            x, lengths = _sequences(rng, u[m], T, D, noise, directions[m], speaker,
+                                    SPEAKER_SHIFT.get(m, 0.0), DEAD_DIMS.get(m, 0))
             put_modality(d, m, x, lengths, rng)
         if kind == "sims":  # unimodal labels of CH-SIMS, from each modality's own evidence
             for m, letter in (("text", "T"), ("audio", "A"), ("vision", "V")):
