@@ -193,12 +193,15 @@ def test_plots_are_titled_and_labelled(small_data):
     _labelled(fig)
     plt.close(fig)
 
-    fig = plots.metric_bars({"A": {"MAE": 0.9, "Has0_acc_2": 0.7}, "B": {"MAE": 1.0, "Has0_acc_2": 0.6}},
-                            {"A": {"MAE": 0.1, "Has0_acc_2": 0.02}}, ["Has0_acc_2", "MAE"], "bars",
-                            labels={"Has0_acc_2": "Acc-2"})
+    fig = plots.metric_points({"A": {"MAE": 0.9, "Has0_acc_2": 0.7}, "B": {"MAE": 1.0, "Has0_acc_2": 0.6}},
+                              {"A": {"MAE": 0.1, "Has0_acc_2": 0.02}}, ["Has0_acc_2", "MAE"], "points",
+                              labels={"Has0_acc_2": "Acc-2"})
     _labelled(fig)
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    assert heights == pytest.approx([70.0, 60.0]) and fig.axes[0].get_ylabel() == "Acc-2 (%)"  # percent
+    means = list(fig.axes[0].lines[0].get_ydata())
+    assert means == pytest.approx([70.0, 60.0]) and fig.axes[0].get_ylabel() == "Acc-2 (%)"  # percent
+    lo, hi = fig.axes[0].get_ylim()
+    assert lo < 68.0 and hi > 72.0, "A's interval (70 ± 2) is inside the axis, not clipped"
+    assert list(fig.axes[1].lines[0].get_ydata()) == pytest.approx([0.9, 1.0])
     plt.close(fig)
 
     fig, ax = plt.subplots()

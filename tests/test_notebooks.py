@@ -211,12 +211,16 @@ def test_03_cgmm_attention(executed):
         for k, v in rep["gate"].items():
             assert v["min"] >= 0 and 0 <= v["zero_share"] <= 1, (when, k)
     assert set(r["shapes"]["G"]) == {"vt", "va", "ta"}
-    # the lesson: trained attention is away from uniform (QUICK: fusion attention a-vt 0.63-0.70 over seeds),
-    # while the initial model's is uniform
+    # the lesson: the initial model's attention is uniform; training sharpens the fusion attention (QUICK, seed
+    # 1111: a-vt 0.77) much more than alpha (0.999), and separates the latent slots (similarity ~1 -> 0.53-0.95)
     after, before = r["ffm_entropy"]["after training"], r["ffm_entropy"]["before training"]
     assert min(after.values()) < 0.9, f"the fusion attention stays near uniform after training: {after}"
     assert min(before.values()) > 0.98, before
-    assert min(v["entropy_ratio"] for v in r["attention"]["after training"]["alpha"].values()) < 0.99
+    alpha_after = [v["entropy_ratio"] for v in r["attention"]["after training"]["alpha"].values()]
+    alpha_before = [v["entropy_ratio"] for v in r["attention"]["before training"]["alpha"].values()]
+    assert min(alpha_before) > 0.98 and min(alpha_after) < min(alpha_before), "training moves alpha off uniform"
+    assert min(alpha_after) > 0.9 and min(alpha_after) > min(after.values()), "alpha stays broader than the fusion"
+    assert min(r["position_similarity_before"].values()) > 0.98, "the initial slots are near copies"
     assert min(r["position_similarity"].values()) < 0.95, "training separates the latent slots"
 
 
@@ -266,15 +270,16 @@ def test_05_training(executed):
 
 def test_06_ablations(executed):
     r = executed("06_ablations")["record"]
-    assert list(r["rows"]) == ["-VT", "MCIHN-1", "MCIHN"], "QUICK: the rows that carry the lesson"
-    vt = r["rows"]["-VT"]
-    for name in ("MCIHN-1", "MCIHN"):  # planted: the three-modality models beat the best bimodal pair, beyond the spread
+    assert list(r["rows"]) == ["-VT", "-VA", "MCIHN"], "QUICK: the rows that carry the lesson"
+    va = r["rows"]["-VA"]
+    for name in ("-VT", "MCIHN"):  # planted: text carries the label, so the row without text is far behind
         row = r["rows"][name]
-        assert row["mean"]["MAE"] < vt["mean"]["MAE"] - max(row["std"]["MAE"], vt["std"]["MAE"]), name
+        assert row["mean"]["MAE"] < va["mean"]["MAE"] - max(row["std"]["MAE"], va["std"]["MAE"]), name
+        assert row["mean"]["MAE"] < va["mean"]["MAE"] - 0.1, f"{name}: the gap to -VA is large, not marginal"
     for name, row in r["rows"].items():
         assert len(row["per_seed"]) == len(r["seeds"]) >= 2, name
         assert math.isfinite(row["mean"]["MAE"]) and row["std"]["MAE"] >= 0, name
-    assert r["rows"]["MCIHN-1"]["variant"] == "MCIHN-1" and r["rows"]["-VT"]["variant"] == "-VT"
+    assert r["rows"]["-VA"]["variant"] == "-VA" and r["rows"]["-VT"]["variant"] == "-VT"
     for name, g in r["gaps"].items():  # every comparison with MCIHN is stated against the seed spread
         assert g["exceeds_spread"] == (abs(g["MAE minus MCIHN's"]) > g["larger std"]), name
 

@@ -139,24 +139,27 @@ def qq(ax, curves: dict, title: str = "QQ plot against N(0, 1)"):
     ax.legend(fontsize=8)
 
 
-def metric_bars(mean: dict, std: dict, keys, title: str, labels: dict | None = None):
-    """Grouped bars, one panel per metric key: rows of ``mean`` (name -> metrics) with ``std`` error bars.
-    Accuracies and F1 are drawn in percent (:func:`mcihn.metrics.display_scale`)."""
+def metric_points(mean: dict, std: dict, keys, title: str, labels: dict | None = None):
+    """One panel per metric key: each row of ``mean`` (name -> metrics) as a point with a one-``std``
+    interval. Points, not bars, because each axis is zoomed on the differences (a bar would have to start
+    at zero to be read by its height). Accuracies and F1 are drawn in percent
+    (:func:`mcihn.metrics.display_scale`). Returns the figure; the points of a panel are ``ax.lines[0]``."""
     plt = _plt()
     names = list(mean)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.4), squeeze=False, layout="constrained")
     colours = [c for c, _ in line_styles(len(names), "cividis")]
     for ax, key in zip(axes.flat, keys):
         k = display_scale(key)
-        vals = [k * mean[n].get(key, np.nan) for n in names]
-        errs = [k * std.get(n, {}).get(key, 0.0) for n in names]
-        ax.bar(range(len(names)), vals, yerr=errs, color=colours, capsize=4, edgecolor="black", linewidth=0.6)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        vals = np.array([k * mean[n].get(key, np.nan) for n in names], dtype=float)
+        errs = np.array([k * std.get(n, {}).get(key, 0.0) for n in names], dtype=float)
+        x = np.arange(len(names))
+        ax.plot(x, vals, linestyle="none")  # the means, for reading back; drawn below with their colours
+        for i, c in enumerate(colours):
+            ax.errorbar(x[i], vals[i], yerr=errs[i], fmt="o", ms=7, color=c, mec="black", mew=0.6, capsize=4)
+        ax.set_xticks(x, names, rotation=45, ha="right")
+        ax.set_xlim(-0.6, len(names) - 0.4)
         name = (labels or {}).get(key, key)
         ax.set(title=name, xlabel="model", ylabel=f"{name} (%)" if k == 100 else name)
-        finite = [v for v in vals if np.isfinite(v)]
-        if finite and key != "MAE" and min(finite) > 0:  # accuracies: zoom on the differences
-            ax.set_ylim(max(0.0, min(finite) - 0.15 * (max(finite) - min(finite) + 0.1 * k)), None)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
     return fig
