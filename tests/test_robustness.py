@@ -123,8 +123,16 @@ def test_plot_compares_models(trained):
     res = {k: evaluate_robustness(ck, path, rates=(0.0, 0.5, 1.0), repeats=1) for k, ck in cks.items()}
     fig = plot_robustness(res, metric="Has0_acc_2")
     ax = fig.axes[0]
-    assert len(ax.lines) == 2 and ax.lines[0].get_label().startswith("mcihn (AUC")
+    assert len(ax.lines) == 3 and ax.lines[0].get_label().startswith("mcihn (AUC")
     np.testing.assert_allclose(ax.lines[1].get_ydata(), res["late"]["metrics"]["Has0_acc_2"])
+    # the reference level: the training mean predicted for every test clip, on the same split for both models
+    _, data, _ = trained
+    y = data["test"].labels
+    floor = float(np.mean((y >= 0) == (data["train"].labels.mean() >= 0)))
+    assert res["mcihn"]["mean_predictor"] == res["late"]["mean_predictor"]
+    assert res["mcihn"]["mean_predictor"]["Has0_acc_2"] == pytest.approx(floor)
+    assert ax.lines[2].get_label().startswith("mean predictor")
+    np.testing.assert_allclose(ax.lines[2].get_ydata(), [floor, floor])
     plt.close(fig)
 
 

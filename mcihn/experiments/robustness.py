@@ -134,7 +134,9 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
 
     data: an MMSA pickle path or a MultimodalData; None = the embedded synthetic data, allowed only
     when the checkpoint was trained on it. The checkpoint's own normaliser is applied. The result
-    also names the checkpoint, model kind, variant, dataset and split.
+    also names the checkpoint, model kind, variant, dataset and split, and holds the metrics of the mean
+    predictor on that split ("mean_predictor": always the training split's mean label), the level a model
+    should fall back to when nothing is left of its input.
     """
     from ..training.runner import check_fits_checkpoint, load_model
     from ..utils import resolve_device
@@ -146,8 +148,13 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
     model.to(device)
     tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}
     res = robustness_curve(model, tensors, data.dataset, rates=rates, repeats=repeats, seed=seed)
+    labels = data[split].labels
+    mean_predictor = {k: None if isinstance(v, float) and math.isnan(v) else v  # Corr of a constant: undefined
+                      for k, v in evaluate_metrics(np.full_like(labels, float(data["train"].labels.mean())), labels,
+                                                   data.dataset).items()}
     return {"checkpoint": str(checkpoint), "model": ck.get("model_kind", "mcihn"), "variant": cfg.variant,
-            "dataset": data.dataset, "data_source": data.source, "synthetic": data.synthetic, "split": split, **res}
+            "dataset": data.dataset, "data_source": data.source, "synthetic": data.synthetic, "split": split, **res,
+            "mean_predictor": mean_predictor}
 
 
 def _data_for(ck: dict, checkpoint, data, dataset):
@@ -169,7 +176,8 @@ def _data_for(ck: dict, checkpoint, data, dataset):
 
 
 def plot_robustness(results: dict, metric: str = "MAE", ax=None, path=None):
-    """Plot ``metric`` against the missing rate. ``results``: one result of :func:`robustness_curve` /
+    """Plot ``metric`` against the missing rate, with the mean predictor's level as a dashed line when the
+    results hold it (:func:`evaluate_robustness` does). ``results``: one result of :func:`robustness_curve` /
     :func:`evaluate_robustness`, or {name: result} to compare models. Returns the matplotlib figure;
     with ``path`` it is also saved there (atomically). matplotlib is imported only here."""
     import matplotlib.pyplot as plt  # headless machines fall back to the Agg backend by themselves
@@ -185,6 +193,9 @@ def plot_robustness(results: dict, metric: str = "MAE", ax=None, path=None):
         y = [np.nan if v is None else v for v in res["metrics"][metric]]
         auc = res["auc"][metric]
         ax.plot(res["rates"], y, marker="o", label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+    floor = next((res["mean_predictor"].get(metric) for res in curves.values() if res.get("mean_predictor")), None)
+    if floor is not None:  # the same split for every curve: one line
+        ax.axhline(floor, color="0.4", linestyle="--", linewidth=1, label=f"mean predictor ({floor:.3f})")
     ax.set_xlabel("missing rate (share of time steps set to 0)")
     ax.set_ylabel(metric + (" (lower is better)" if metric == "MAE" else ""))
     ax.set_xlim(0, 1)
