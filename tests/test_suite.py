@@ -146,3 +146,12 @@ def test_suite_command_refuses_bad_options_before_anything_runs(tmp_path, argv, 
     with pytest.raises(SystemExit) as e:
         main(["experiment", "suite", "--out", str(tmp_path / "s"), *argv])
     assert message in str(e.value) and not (tmp_path / "s").exists()
+
+
+def test_one_cell_format_for_every_suite_table():
+    from mcihn.experiments.suite import mean_std
+
+    assert mean_std([]) == "-"
+    assert mean_std([0.91234]) == "0.912"
+    assert mean_std([1.0, 2.0]) == "1.500 ± 0.500"  # population std, as MMSA
+    assert mean_std([80.0, 82.0, 84.0], digits=1, count=True) == "82.0 ± 1.6 (3)"

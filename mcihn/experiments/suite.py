@@ -194,6 +194,17 @@ def reference(kind: str, data, modalities: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ the suite
+def mean_std(values, digits: int = 3, count: bool = False) -> str:
+    """One table cell: "-" for no value, the value for one, "mean ± std" (population std, as MMSA) for more,
+    followed by the number of values in brackets when ``count``."""
+    v = np.asarray(values, float)
+    if len(v) == 0:
+        return "-"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std():.{digits}f}" + (f" ({len(v)})" if count else "")
+
+
 @dataclass
 class SuiteResult:
     records: list = field(default_factory=list)
@@ -222,25 +233,24 @@ class SuiteResult:
                 cells = []
                 for _, key, scale in COLUMNS:
                     v = np.array(self.cell(e.name, row.label, split, key), float) * scale
-                    digits = 1 if scale != 1 else 3
-                    cells.append("-" if len(v) == 0 else f"{v.mean():.{digits}f}" + (
-                        f" ± {v.std():.{digits}f}" if len(v) > 1 else ""))
+                    cells.append(mean_std(v, digits=1 if scale != 1 else 3))
                 best = ",".join(str(r["best_epoch"]) for r in recs if r.get("best_epoch") is not None) or "-"
                 seeds = len(recs) if row.side != "ref" else "-"
                 lines.append(f"| {row.label} | {seeds} | " + " | ".join(cells) + f" | {best} |")
         return "\n".join(lines) + "\n"
 
 
-def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=(), text_only: bool = True) -> list[Row]:
-    """References first, then our models, MCIHN with the fusion's values as Eq. 15 is read (S^m) and MCIHN on
-    text alone (the strongest single modality of every entry: the ridge's per-subset fits in suite.json show
-    it), MMSA's, and ``variants`` ((label, kind, overrides))."""
+def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=(), mcihn_ablations: bool = True) -> list[Row]:
+    """References first, then our models; with ``mcihn_ablations`` (and MCIHN among ``models``) two MCIHN rows
+    that test its defaults: the fusion's values as Eq. 15 is read (S^m), and text alone (the strongest single
+    modality of every entry: the ridge's per-subset fits in suite.json show it); then MMSA's models, and
+    ``variants`` ((label, kind, overrides))."""
     from ..training.registry import config_class
 
     rows = [Row("mean predictor", "ref", "mean"), Row("ridge (pooled)", "ref", "ridge"),
             Row("Bayes floor", "ref", "floor")]
     rows += [Row(config_class(k)().variant if k == "mcihn" else config_class(k).title, "ours", k) for k in models]
-    if text_only and "mcihn" in models:
+    if mcihn_ablations and "mcihn" in models:
         rows.append(Row("MCIHN, values S^m (Eq. 15 as read)", "ours", "mcihn", (("ffm_values", "core"),)))
         rows.append(Row("MCIHN, text only", "ours", "mcihn", (("modalities", "t"),)))
     rows += [Row(f"MMSA {k.upper()}", "mmsa", k) for k in mmsa]
@@ -315,9 +325,8 @@ def pivot_markdown(records: list[dict], split: str = "valid", key: str = "MAE", 
     for row in rows:
         cells = []
         for e in entries:
-            v = np.array([r[split][key] for r in records if r["row"] == row and r["entry"] == e
-                          and r[split].get(key) is not None], float)
-            cells.append("-" if len(v) == 0 else f"{v.mean():.3f}" + (f" ± {v.std():.3f} ({len(v)})" if len(v) > 1 else ""))
+            cells.append(mean_std([r[split][key] for r in records if r["row"] == row and r["entry"] == e
+                                   and r[split].get(key) is not None], count=True))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
