@@ -115,14 +115,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     normed, normalizer = prepared or prepare(data, cfg)
     if out_dir is not None:
         _clean(out_dir, log)
-    finished = _finished_without_last(out_dir, resume)
-    if finished is not None:  # a fine-tuned-encoder run keeps no last.pt once its seed is done
-        best = out_dir / "best.pt"
-        ck = load_checkpoint_file(best)
-        check_checkpoint_keys(ck, best)
-        check_resumable(ck, cfg, normed, normalizer, best)
-        log(f"seed {seed}: finished earlier, read from {out_dir / 'result.json'}")
-        return finished
+    done, last_ck = resume_point(out_dir, resume, cfg, normed, normalizer, seed, log)
+    if done is not None:
+        return done
     set_seed(seed)
     trainer = Trainer(cfg, input_dims(normed, cfg), device=device, amp=amp, seed=seed)
     if compile:
@@ -133,18 +128,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
         extra["text_encoder"] = trainer.model.encoder.spec()
     if data.meta.get("extraction"):  # features made by `mcihn extract`: `predict` reuses the same encoders
         extra["extraction"] = data.meta["extraction"]
-    last = out_dir / "last.pt" if out_dir is not None else None
-    if resume and last is not None and last.exists():
-        ck = load_checkpoint_file(last)
-        check_checkpoint_keys(ck, last, (*REQUIRED_KEYS, *RESUME_KEYS))
-        check_resumable(ck, cfg, normed, normalizer, last)
-        trainer.load_checkpoint(ck, source=last)
-        if trainer.finished and (out_dir / "result.json").exists():
-            log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
-            res = json.loads((out_dir / "result.json").read_text())
-            res["history"] = trainer.history
-            return res
-        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {last}")
+    if last_ck is not None:
+        trainer.load_checkpoint(last_ck, source=out_dir / "last.pt")
+        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
     splits = ("train", "valid", "test") if evaluate_test else ("train", "valid")
     tensors = {s: model_tensors(normed[s], cfg) for s in splits}
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
@@ -168,15 +154,41 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     return res
 
 
-def _finished_without_last(out_dir, resume: bool) -> dict | None:
-    """The result of a finished seed whose last.pt was removed (see run_seed), else None."""
-    if not (resume and out_dir is not None and (out_dir / "result.json").exists() and (out_dir / "best.pt").exists()
-            and not (out_dir / "last.pt").exists()):
-        return None
-    res = json.loads((out_dir / "result.json").read_text())
-    history = out_dir / "history.json"
-    res["history"] = json.loads(history.read_text()) if history.exists() else []
-    return res
+def resume_point(out_dir, resume: bool, cfg, normed: MultimodalData, normalizer: Normalizer, seed: int,
+                 log=print) -> tuple[dict | None, dict | None]:
+    """Where ``run_seed`` starts: ``(result, None)`` for a seed finished earlier (its result read back),
+    ``(None, last_ck)`` to continue from ``last.pt``, ``(None, None)`` to start afresh.
+
+    Without ``resume`` (or an ``out_dir``) it always starts afresh. A finished seed is recognised two ways:
+    its ``last.pt`` says training is over (epoch budget or patience, under the current ``cfg``) and
+    ``result.json`` exists; or, for a fine-tuned text encoder, whose ``last.pt`` is removed once the seed is
+    done (see ``run_seed``), ``result.json`` and ``best.pt`` exist without ``last.pt``. Either checkpoint
+    is checked against the current config, data and normaliser (:func:`check_resumable`) first.
+    """
+    if not resume or out_dir is None:
+        return None, None
+    last, best, result = out_dir / "last.pt", out_dir / "best.pt", out_dir / "result.json"
+    if last.exists():
+        ck = load_checkpoint_file(last)
+        check_checkpoint_keys(ck, last, (*REQUIRED_KEYS, *RESUME_KEYS))
+        check_resumable(ck, cfg, normed, normalizer, last)
+        over = int(ck.get("epoch", 0)) >= cfg.epochs or int(ck["bad_epochs"]) >= cfg.patience  # Trainer.finished
+        if not (over and result.exists()):
+            return None, ck
+        log(f"seed {seed}: finished earlier (epoch {int(ck.get('epoch', 0))}), read from {result}")
+        res = json.loads(result.read_text())
+        res["history"] = list(ck["history"])
+        return res, None
+    if result.exists() and best.exists():  # a fine-tuned-encoder run keeps no last.pt once its seed is done
+        ck = load_checkpoint_file(best)
+        check_checkpoint_keys(ck, best)
+        check_resumable(ck, cfg, normed, normalizer, best)
+        log(f"seed {seed}: finished earlier, read from {result}")
+        res = json.loads(result.read_text())
+        history = out_dir / "history.json"
+        res["history"] = json.loads(history.read_text()) if history.exists() else []
+        return res, None
+    return None, None
 
 
 def input_dims(data: MultimodalData, cfg) -> dict:
