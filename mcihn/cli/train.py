@@ -68,7 +68,7 @@ MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd
 
 
 def cmd_train(a) -> int:
-    from ..metrics import format_table
+    from ..metrics import format_table, metric_legend
     from ..training.runner import DEFAULT_SEEDS, run_experiment
     from ..utils import OutLock, check_writable, resolve_device
 
@@ -103,11 +103,12 @@ def cmd_train(a) -> int:
             print(f"torch CPU threads: {a.threads} (--threads N to change)")
         seeds = a.seeds or list(DEFAULT_SEEDS)
         res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
-                             progress=not a.quiet, compile=a.compile)
+                             progress=not a.quiet, compile=a.compile, legend=True)
     rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
     rows[f"{cfg.variant} mean"] = res["mean"]
     print(f"\nTest metrics ({data.dataset}{', SYNTHETIC data' if data.synthetic else ''}; "
           "epochs chosen on validation):")
+    print(metric_legend(data.dataset) + "; (↑) higher is better, (↓) lower")
     print(format_table(rows, data.dataset, std={f"{cfg.variant} mean": res["std"]}))
     print(f"\nwrote {out / 'results.json'}")
     return 0

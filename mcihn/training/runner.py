@@ -100,7 +100,8 @@ def compile_phases(trainer: Trainer) -> Trainer:
 
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True, compile: bool = False) -> dict:
+             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True, compile: bool = False,
+             legend: bool = False) -> dict:
     """Train and evaluate one seed.
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
@@ -108,7 +109,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
     normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
     :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
-    have none. ``compile``: :func:`compile_phases`.
+    have none. ``compile``: :func:`compile_phases`. ``legend``: log what the epoch lines' names mean, once.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -136,7 +137,8 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
-                progress=progress, log=log, on_epoch=on_epoch)
+                progress=progress, log=log, on_epoch=on_epoch, legend=legend)
+    log(f"seed {seed}: {trainer.stop_reason()}")
     trainer.restore_best(out_dir / "best.pt" if out_dir is not None else None)  # the best epoch, not the last
     res = {"seed": seed, "best_epoch": trainer.best_epoch, "epochs_run": trainer.epoch,
            "train_time_s": round(time.time() - t0, 2)}
@@ -253,8 +255,9 @@ def summarize(per_seed: list, split: str = "test") -> tuple[dict, dict]:
 
 def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, out_dir=None, device="auto",
                    amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-                   compile: bool = False) -> dict:
-    """Train one model per seed and write DIR/results.json (see the module docstring)."""
+                   compile: bool = False, legend: bool = False) -> dict:
+    """Train one model per seed and write DIR/results.json (see the module docstring). ``legend``: log what
+    the epoch lines' names mean above the first seed's first line."""
     out_dir = Path(out_dir) if out_dir is not None else None
     prepared = prepare(data, cfg)  # checked inputs and train-split statistics, the same for every seed
     for line in prepared[1].report():  # dead features, clipped outliers
@@ -265,7 +268,8 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
         r = run_seed(data, cfg, seed, out_dir / f"seed_{seed}" if out_dir else None, device=device, amp=amp,
-                     resume=resume, progress=progress, log=log, prepared=prepared, compile=compile)
+                     resume=resume, progress=progress, log=log, prepared=prepared, compile=compile,
+                     legend=legend and not per_seed)
         per_seed.append(r)
     mean, std = summarize(per_seed)
     results = {

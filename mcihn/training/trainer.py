@@ -61,7 +61,7 @@ class Trainer:
 
     # ---- the epoch loop ---------------------------------------------------------------
     def fit(self, train: dict, valid: dict, dataset: str, out_dir=None, extra_state: dict | None = None,
-            progress: bool = True, log=print, on_epoch=None) -> list:
+            progress: bool = True, log=print, on_epoch=None, legend: bool = False) -> list:
         """Train until ``cfg.epochs`` or early stopping; returns the history (one dict per epoch).
 
         ``train`` / ``valid``: tensors from ``SplitData.to_tensors`` already on the device.
@@ -69,7 +69,8 @@ class Trainer:
         Continues from ``self.epoch`` (set by :meth:`load_checkpoint` when resuming).
         ``on_epoch(trainer, record)``, when given, runs after each epoch's validation and may add
         keys to ``record`` (what it adds is saved in the history); the notebooks use it to
-        follow quantities such as the per-term MMD during training.
+        follow quantities such as the per-term MMD during training. ``legend``: log what the epoch
+        line's names mean (:func:`epoch_legend`) above the first one.
         """
         out_dir = Path(out_dir) if out_dir is not None else None
         while not self.finished:
@@ -79,6 +80,9 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(self, record)
             improved = self._end_epoch(record)
+            if legend:  # once, above the first epoch line
+                log(epoch_legend(record["train"]))
+                legend = False
             log(epoch_line(record, improved))
             if out_dir is not None:
                 save_epoch(self, out_dir, extra_state, improved)
@@ -100,6 +104,17 @@ class Trainer:
     def finished(self) -> bool:
         """True when the epoch budget is spent or early stopping has triggered."""
         return self.epoch >= self.cfg.epochs or self.bad_epochs >= self.cfg.patience
+
+    def stop_reason(self) -> str:
+        """Why training stopped (or would stop now), in words, with the epoch chosen on validation."""
+        if self.epoch >= self.cfg.epochs:
+            why = f"epoch limit reached ({self.cfg.epochs} epochs)"
+        elif self.bad_epochs >= self.cfg.patience:
+            why = (f"early stopping at epoch {self.epoch}: no better validation MAE for {self.cfg.patience} epochs "
+                   "(patience)")
+        else:
+            why = f"not finished (epoch {self.epoch} of at most {self.cfg.epochs})"
+        return f"{why}; best epoch {self.best_epoch}"
 
     def train_epoch(self, train: dict, epoch: int, progress: bool = True) -> dict:
         """One pass over ``train`` in a fresh random order; returns the mean of each log over the batches."""
@@ -190,3 +205,25 @@ def epoch_line(record: dict, improved: bool) -> str:
     """The progress line of one epoch: its training logs, the validation MAE, and ``*`` when it improved."""
     return (f"epoch {record['epoch']:3d}  " + "  ".join(f"{k} {v:.4f}" for k, v in record["train"].items())
             + f"  | valid MAE {record['valid']['loss_mul']:.4f}" + ("  *" if improved else ""))
+
+
+#: What the names of an epoch line stand for; a model logs some of them (each phase's ``loss`` returns its logs).
+LOG_NAMES = {
+    "total": "the loss the step minimises",
+    "mul": "L_Mul, the task's L1 loss (Eq. 18)",
+    "adp": "L_Adp, the MMD loss (Eq. 14)",
+    "rec": "L_AE, the reconstruction loss (Eq. 4)",
+    "gen": "the generator loss (Eq. 5)",
+    "disc": "the discriminator loss (Eq. 5)",
+    "disc_acc": "the discriminator's accuracy",
+    "attra": "EMT's attraction loss", "recon": "EMT's reconstruction loss",
+    "uni": "CMHFM's unimodal task L1", "bi": "CMHFM's bimodal task L1", "tri": "CMHFM's trimodal task L1",
+    "text": "Self-MM's text task L1", "audio": "Self-MM's audio task L1", "vision": "Self-MM's vision task L1",
+}
+
+
+def epoch_legend(train_logs) -> str:
+    """One line saying what the names of an epoch line (:func:`epoch_line`) mean, for the logs it shows."""
+    names = [f"{k} = {LOG_NAMES.get(k, 'a training log of the model')}" for k in train_logs]
+    return ("legend: " + "; ".join(names) + " (training means over the epoch); valid MAE = L_Mul on the validation "
+            "split; * = best validation MAE so far (saved as best.pt)")
