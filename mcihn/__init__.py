@@ -2,15 +2,23 @@
 
 The package, one folder per layer (imports only go down this list)::
 
-    modalities.py, utils.py, metrics.py, paper.py   names, I/O helpers, MMSA's metrics, the paper's tables
-    model/        the paper, one file per section: config, aae (3.3), cgmm + mmd (3.4), ffm (3.5), mcihn
-    baselines/    TFN, LMF, MulT, Self-MM, EMT, CMHFM, late fusion (Table 2), trained by the same trainer
-    data/         MMSA pickles (safe loading, validation), normalisation, synthetic and planted data, real CSV / TSV sets
-    training/     Algorithm 1 (trainer), checkpoints, multi-seed runs, the model registry
-    extraction/   raw clips -> features (CLIP, BERT, wav2vec2), single-clip prediction
-    experiments/  Tables 2 and 3 re-run, the development suite, MMSA's own models, tuning, robustness
-    notebook/     what the notebooks import: settings and run cache, analysis, plots
-    cli.py, bench.py                                  ``python -m mcihn ...``, benchmarks
+    modalities.py, utils.py      modality names; seeding, devices, threads, atomic writes, the output-folder lock
+    metrics.py, paper.py         MMSA's metrics; the paper's tables, rows and published numbers
+    model/        the paper, one file per section: config.py, aae.py (Sec. 3.3), cgmm.py + mmd.py (3.4),
+                  ffm.py (3.5), mcihn.py (Fig. 1(a), Algorithm 1), phases.py, attention.py, text_encoder.py
+    baselines/    the seven of Table 2, trained by the same trainer: tfn.py, lmf.py, mult.py, late.py,
+                  selfmm.py, emt.py, cmhfm.py (common.py: what they share)
+    data/         mmsa.py (MMSA pickles, validation), pickles.py (safe unpickling), normalize.py, synthetic.py,
+                  planted.py, real.py (real CSV / TSV sets)
+    training/     registry.py (every model by name), trainer.py (the epoch loop), steps.py, checkpoint.py,
+                  runner.py (one seed end to end, many seeds, resume, evaluate)
+    extraction/   raw clips -> features (media.py, features.py: CLIP, BERT, wav2vec2; dataset.py), predict.py,
+                  fixtures.py
+    experiments/  tables.py (Tables 2 and 3 re-run), suite.py, mmsa_models.py, tune.py, robustness.py,
+                  reference.py (the mean predictor and a ridge regression: the points any model must beat)
+    notebook/     what the notebooks import: session.py (settings, run cache), analysis.py, plots.py
+    cli/          ``python -m mcihn ...``: one module per group of commands
+    bench.py      benchmarks
 
 The short way in::
 

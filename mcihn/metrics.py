@@ -58,6 +58,19 @@ METRIC_KEYS = {
     "sims": ("Mult_acc_2", "Mult_acc_3", "Mult_acc_5", "F1_score", "MAE", "Corr"),
 }
 LOWER_IS_BETTER = {"MAE"}
+#: What each metric is, in a few words (the legend ``train`` prints above its table; the rules are above).
+METRIC_NAMES = {
+    "Has0_acc_2": "accuracy of negative vs non-negative, all clips", "Has0_F1_score": "its weighted F1",
+    "Non0_acc_2": "accuracy of negative vs positive, clips labelled 0 left out", "Non0_F1_score": "its weighted F1",
+    "Mult_acc_2": "accuracy of negative vs positive", "Mult_acc_3": "accuracy over 3 classes",
+    "Mult_acc_5": "accuracy over 5 rounded classes", "Mult_acc_7": "accuracy over 7 rounded classes",
+    "F1_score": "weighted F1 of negative vs positive", "MAE": "mean absolute error", "Corr": "Pearson correlation",
+}
+
+
+def metric_legend(dataset: str) -> str:
+    """One line naming the metrics of ``dataset``'s table: "metrics: Has0_acc_2 = ...; ...; Corr = ..."."""
+    return "metrics: " + "; ".join(f"{k} = {METRIC_NAMES[k]}" for k in METRIC_KEYS[_canonical_dataset(dataset)])
 
 _SIMS_EDGES = {
     "Mult_acc_2": (-1.01, 0.0, 1.01),

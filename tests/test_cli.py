@@ -225,6 +225,29 @@ def test_resume_on_other_training_data_is_refused(trained, tmp_path, capsys):
     assert rc == 2 and "training split differs" in capsys.readouterr().err
 
 
+def test_choices_are_read_from_the_registries():
+    """--model, --dataset (make-synthetic: --kind) and --preset offer what the registries hold, with no copy."""
+    import argparse
+
+    from mcihn.cli import build_parser
+    from mcihn.data.mmsa import LABEL_RANGE
+    from mcihn.model.config import PRESETS
+    from mcihn.training.registry import MODEL_KINDS
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    registry = {"--model": tuple(MODEL_KINDS), "--dataset": tuple(LABEL_RANGE), "--kind": tuple(LABEL_RANGE),
+                "--preset": tuple(PRESETS)}
+    seen = set()
+    for name, p in sub.choices.items():
+        for act in p._actions:
+            flag = next((f for f in act.option_strings if f in registry), None)
+            if flag and not (name == "bench" and flag == "--preset"):  # bench times the paper and tiny sizes only
+                assert tuple(act.choices) == registry[flag], (name, flag)
+                seen.add(flag)
+    assert seen == set(registry)
+
+
 def test_every_option_of_every_command_has_help():
     """`--help` explains every flag (issue 11): no argparse option without a help text."""
     import argparse

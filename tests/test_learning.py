@@ -14,17 +14,9 @@ from mcihn.model.config import MCIHNConfig
 from mcihn.data import normalize
 from mcihn.training.runner import run_seed
 from mcihn.data import synthetic_data
+from mcihn.experiments.reference import pooled_features
 
 SPLITS = {"train": 600, "valid": 150, "test": 300}
-
-
-def pooled(split, modalities=("text", "audio", "vision")):
-    """Masked mean over time of each modality, concatenated: (N, D_t + D_a + D_v)."""
-    feats = []
-    for m in modalities:
-        mask = split.mask(m)[..., None]
-        feats.append((split.features[m] * mask).sum(1) / np.maximum(mask.sum(1), 1))
-    return np.concatenate(feats, axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +32,10 @@ def test_synthetic_data_is_announced(data):
 def test_mcihn_beats_mean_and_text_ridge_and_nears_ridge(data, torch_single_thread):
     normed, _ = normalize(data, ("text", "audio", "vision"))
     ytr, yte = normed["train"].labels, normed["test"].labels
-    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(pooled(normed["train"]), ytr)
-    ridge_mae = float(np.abs(ridge.predict(pooled(normed["test"])) - yte).mean())
-    text = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(pooled(normed["train"], ("text",)), ytr)
-    text_mae = float(np.abs(text.predict(pooled(normed["test"], ("text",))) - yte).mean())
+    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(pooled_features(normed["train"], "tav"), ytr)
+    ridge_mae = float(np.abs(ridge.predict(pooled_features(normed["test"], "tav")) - yte).mean())
+    text = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(pooled_features(normed["train"], "t"), ytr)
+    text_mae = float(np.abs(text.predict(pooled_features(normed["test"], "t")) - yte).mean())
     mean_mae = float(np.abs(ytr.mean() - yte).mean())
 
     cfg = MCIHNConfig.tiny(epochs=30, patience=8)

@@ -8,10 +8,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mcihn.cli import PRESET_CHOICES
 from mcihn.data import synthetic_data
 from mcihn.data.planted import planted_data
-from mcihn.model.config import AUTO_LARGE_FROM, PRESETS, TRAINING_RECIPE, MCIHNConfig
+from mcihn.model.config import AUTO_LARGE_FROM, TRAINING_RECIPE, MCIHNConfig
 from mcihn.training.registry import MODEL_KINDS, default_config, default_preset, make_config
 from mcihn.training.trainer import Trainer, lr_factor
 
@@ -87,7 +86,6 @@ def test_auto_preset_sizes_follow_the_training_set():
     assert tfn.to_dict() == {**make_config("tfn", "paper").to_dict(), "preset": "auto"}
     assert MCIHNConfig.paper().weight_decay == 0 and MCIHNConfig.paper().lr_schedule == "constant"  # the paper's Adam
     assert small.ffm_values == large.ffm_values == "pairs" and MCIHNConfig.paper().ffm_values == "core"
-    assert PRESET_CHOICES == tuple(PRESETS)
     for kind in MODEL_KINDS:
         assert make_config(kind, "auto").preset == "auto"
 

@@ -71,3 +71,26 @@ def test_readme_python_snippet_runs():
     src = "\n".join(ln for ln in lines if ln)
     proc = subprocess.run([sys.executable, "-c", src], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_package_file_map_is_true():
+    """mcihn/__init__.py's map names files that exist, in the folder it puts them in, and every module there is."""
+    import re
+
+    import mcihn
+
+    root = Path(mcihn.__file__).parent
+    folder, named = None, set()
+    for line in mcihn.__doc__.split("The short way in")[0].splitlines():
+        m = re.match(r"    (\w+)/ ", line)
+        if m:
+            folder = m.group(1)
+        elif re.match(r"    \S", line):
+            folder = None
+        for name in re.findall(r"\b(\w+\.py)\b", line):
+            path = f"{folder}/{name}" if folder else name
+            assert (root / path).exists(), path
+            named.add(path)
+    modules = {p.relative_to(root).as_posix() for p in root.rglob("*.py")
+               if p.name not in ("__init__.py", "__main__.py") and p.parent.name != "cli"}
+    assert modules <= named, sorted(modules - named)

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import mcihn.model.mcihn as model_mod
+import mcihn.training.checkpoint as checkpoint_mod
 import mcihn.training.trainer as train_mod
 from conftest import SMALL_MODEL
 from mcihn.data import normalize
@@ -281,7 +282,7 @@ def test_resume_continues_exactly_with_the_prior_stream(schedule, small_data, tm
 
 def test_resume_without_the_prior_stream_would_differ(small_data, tmp_path, monkeypatch):
     """The contrast: a resume that restarts the prior stream instead of continuing it gives another run."""
-    monkeypatch.setattr(Trainer, "_restore_model_generators", lambda self, states: None)
+    monkeypatch.setattr(checkpoint_mod, "restore_model_generators", lambda model, states, device: None)
     ref, resumed = _resume_runs(small_data, tmp_path, "joint")
     assert strip_times(resumed["history"][:2]) == strip_times(ref["history"][:2])
     assert resumed["history"][2]["train"]["disc"] != ref["history"][2]["train"]["disc"]

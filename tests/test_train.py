@@ -462,3 +462,23 @@ def test_adv_lr_scale_sets_only_the_adversarial_learning_rates(schedule):
         # without the adversarial term there is no discriminator step to scale
         off = Trainer(MCIHNConfig.tiny(adv_lr_scale=0.1, schedule=schedule, adv_weight=0.0), DEFAULT_DIMS)
         assert {k: o.param_groups[0]["lr"] for k, o in off.opt.items()} == pytest.approx({"main": cfg.lr})
+
+
+def test_run_says_what_its_progress_names_mean_and_why_it_stopped(small_data, small_cfg):
+    """The legend comes once, above the first epoch line, and names every log of that line; each seed says why
+    it stopped (here early stopping: patience 1 ends a 6-epoch budget sooner, or the epoch limit)."""
+    from mcihn.training.runner import run_experiment
+
+    lines = []
+    cfg = small_cfg(epochs=6, patience=1)
+    run_experiment(small_data, cfg, seeds=[3, 4], progress=False, log=lines.append, legend=True)
+    legends = [i for i, line in enumerate(lines) if line.startswith("legend: ")]
+    first_epoch = next(i for i, line in enumerate(lines) if line.startswith("epoch "))
+    assert legends == [first_epoch - 1]
+    for name in ("total", "mul", "adp"):
+        assert f"{name} = " in lines[legends[0]] and f"  {name} " in lines[first_epoch]
+    assert "* = best validation MAE so far" in lines[legends[0]]
+    stops = [line for line in lines if line.startswith(("seed 3: ", "seed 4: "))]
+    assert len(stops) == 2 and all(re.search(r"(early stopping at epoch \d+: no better validation MAE for 1 "
+                                             r"epochs \(patience\)|epoch limit reached \(6 epochs\)); best epoch \d+",
+                                             s) for s in stops)

@@ -74,10 +74,10 @@ def test_tune_command_then_train_with_its_params(tmp_path, capsys):
                  "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     assert "--params" in capsys.readouterr().out
     params = read_params(out / "best.json", "late")
-    assert set(params) >= {"dropout", "lr", "epochs"}
+    assert set(params) >= {"dropout", "lr"} and "epochs" not in params  # the study's epoch cap is not taken
     run = tmp_path / "run"
     assert main(["train", "--data", str(pkl), "--model", "late", "--preset", "tiny", "--params", str(out / "best.json"),
-                 "--seeds", "1", "--out", str(run), "--quiet"]) == 0
+                 "--seeds", "1", "--epochs", "1", "--out", str(run), "--quiet"]) == 0
     cfg = json.loads((run / "results.json").read_text())["config"]
     assert cfg["lr"] == pytest.approx(params["lr"]) and cfg["dropout"] == params["dropout"] and cfg["epochs"] == 1
     assert main(["train", "--data", str(pkl), "--model", "tfn", "--params", str(out / "best.json"), "--out",
@@ -240,3 +240,25 @@ def test_a_silent_trial_of_another_machine_is_failed_after_its_grace_period(tmp_
                  study_name="s", **QUIET)
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
     assert study.trials[1].params == params
+
+
+def test_train_params_takes_the_tuned_settings_not_the_studys_epoch_cap(tmp_path):
+    """A study run with ``tune --epochs 2`` records ``"overrides": {"epochs": 2}``; ``train --params`` takes the
+    tuned hyper-parameters and the modalities, and trains to the preset's epoch budget (or ``--epochs``)."""
+    from mcihn.cli import build_parser
+    from mcihn.cli.train import _train_config
+
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"model": "tfn", "preset": "tiny", "params": {"lr": 0.002, "dropout": 0.3},
+                                "overrides": {"modalities": "ta", "epochs": 2, "patience": 1}}))
+
+    def config(*flags):
+        a = build_parser().parse_args(["train", "--model", "tfn", "--params", str(best), "--out", str(tmp_path / "r"),
+                                       *flags])
+        return _train_config(a, "tiny")
+
+    tiny = make_config("tfn", "tiny")
+    cfg = config()
+    assert cfg.lr == 0.002 and cfg.dropout == 0.3 and cfg.modalities == ("text", "audio")
+    assert (cfg.epochs, cfg.patience) == (tiny.epochs, tiny.patience) != (2, 1)
+    assert config("--epochs", "5").epochs == 5

@@ -457,14 +457,21 @@ def check_settings(settings: dict, model: str, where: str) -> None:
             raise ValueError(f"{where}: setting {key!r} is {value!r} ({type(value).__name__}), expected {kind}")
 
 
+#: Overrides of a study that only bound its cost (``tune --epochs 2``): ``train --params`` does not take them.
+BUDGET_FIELDS = ("epochs", "patience")
+
+
 def read_params(path, model: str | None = None) -> dict:
-    """The chosen settings of a ``best.json`` (``train --params``): the params, plus the fixed overrides.
-    With ``model``, refuses a study of another model (its fields would not fit)."""
+    """The chosen settings of a ``best.json`` (``train --params``): the tuned params, plus the fixed overrides
+    that say which model was tuned (``modalities``, ``text_encoder``), not those that only capped the search's
+    budget (:data:`BUDGET_FIELDS`: the study's epoch cap is not the training's). With ``model``, refuses a
+    study of another model (its fields would not fit)."""
     import json
 
     try:
         best = json.loads(Path(path).read_text())
-        params = {**best.get("overrides", {}), **best["params"]}
+        fixed = {k: v for k, v in best.get("overrides", {}).items() if k not in BUDGET_FIELDS}
+        params = {**fixed, **best["params"]}
     except FileNotFoundError:
         raise ValueError(f"--params {path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:

@@ -42,6 +42,16 @@ class MCIHNOutput:
 
 
 class MCIHN(nn.Module):
+    """AAEs -> CGMM + MMD -> FFM, and the training phases of Algorithm 1.
+
+    Read in this order: the wiring (``__init__``), the forward pass (``encode``, ``forward``), Algorithm 1
+    (parameter groups, ``training_phases`` and the losses of its phases), the random streams.
+    """
+
+    #: Tests only: compute the terms of weight 0 too (``model.keep_zero_terms = True`` before
+    #: ``training_phases()``); they must change nothing in the training.
+    keep_zero_terms: bool = False
+
     def __init__(self, cfg: MCIHNConfig, dims: dict):
         """cfg: sizes and switches; dims: modality -> (T_m, D_m) read from the data."""
         super().__init__()
@@ -58,14 +68,41 @@ class MCIHN(nn.Module):
         self.cgmm = CrossModalGate(self.modalities, d) if self.use_gate else None
         self.mmd = (FeatureAdaptiveMMD(self.modalities, d, cfg.mmd_multipliers, cfg.mmd_samples, cfg.xi)
                     if self.use_gate else None)
-        # The prior samples of the discriminator have a random stream of their own (seeded here, from the
-        # global stream), so the discriminator step leaves the global stream (dropout) as it finds it.
-        self.prior_seed = int(torch.randint(0, 2**62, (1,)).item())
-        self._prior = None
-        self.keep_zero_terms = False  # tests: compute terms of weight 0 too (they must change nothing)
+        self._seed_prior_stream()  # one draw from the global stream, here: the FFM's initial weights follow it
         self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout, cfg.ffm_values)
 
-    # ---- parameter groups: which phase of Algorithm 1 updates what ------------------
+    # ==== the forward pass: encode, gate, fuse ========================================================
+    def encode(self, batch: dict) -> dict:
+        """Latent codes only: modality -> S^m (B, L, d)."""
+        return {m: self.aae[m].encoder(batch[m], batch.get(m + "_mask")) for m in self.modalities}
+
+    def forward(self, batch: dict, reconstruct: bool = False) -> MCIHNOutput:
+        """batch: m -> (B, T_m, D_m), m + "_mask" -> (B, T_m) bool, for each active modality m.
+
+        Returns an MCIHNOutput: pred (B,), S m -> (B, L, d), X_hat m -> (B, T_m, D_m) when
+        ``reconstruct`` (AAE only), alpha m -> (B, L, L), A m -> (B, L, d), G / F pair -> (B, L, d),
+        fused / ffm_attention "v-ta" -> (B, L, d) / (B, h, L, L), mmd_terms and loss_adp (scalars).
+        """
+        S = self.encode(batch)  # Alg. 1 line 9
+        out = MCIHNOutput(pred=None, S=S)
+        if reconstruct and self.cfg.use_aae:  # Alg. 1 line 10
+            out.X_hat = {m: self.aae[m].decoder(S[m]) for m in self.modalities}
+        if self.use_gate:
+            gate = self.cgmm(S)  # Eq. 6-11
+            out.loss_adp, out.mmd_terms = self.mmd(S, gate.F)  # Eq. 12-14
+        else:
+            gate = plain_pairs(S, self.modalities) if len(self.modalities) >= 2 else CGMMOutput()
+            out.loss_adp = S[self.modalities[0]].new_zeros(())
+        out.alpha, out.A, out.G, out.F = gate.alpha, gate.A, gate.G, gate.F
+        out.pred, out.fused, out.ffm_attention = self.ffm(S, gate.F)  # Eq. 15-17
+        return out
+
+    @torch.no_grad()
+    def predict(self, batch: dict) -> torch.Tensor:
+        return self.forward(batch).pred
+
+    # ==== Algorithm 1: parameter groups, training phases and their losses =============================
+    # ---- parameter groups: which phase updates what --------------------------------------------------
     def encoder_parameters(self):
         return [p for m in self.modalities for p in self.aae[m].encoder.parameters()]
 
@@ -81,7 +118,7 @@ class MCIHN(nn.Module):
         rest = [p for mod in (self.cgmm, self.mmd, self.ffm) if mod is not None for p in mod.parameters()]
         return self.encoder_parameters() + rest
 
-    # ---- Algorithm 1: the training phases, in the paper's order (lines 8-23) ------------
+    # ---- the training phases, in the paper's order (lines 8-23) --------------------------------------
     def training_phases(self) -> list[Phase]:
         """The phases the trainer runs on every batch, in order, each with its own optimiser.
 
@@ -121,16 +158,7 @@ class MCIHN(nn.Module):
     def _used(self, weight: float) -> bool:
         return weight != 0 or self.keep_zero_terms
 
-    def prior_generator(self, device) -> torch.Generator:
-        """The random stream of the prior samples N(0, I) (Eq. 5), apart from the global one."""
-        if self._prior is None or self._prior.device != torch.device(device):
-            self._prior = torch.Generator(device=device).manual_seed(self.prior_seed)
-        return self._prior
-
-    def generators(self) -> dict:
-        """Random streams of the model's own, saved in checkpoints so that a resumed run continues exactly."""
-        return {"prior": self._prior} if self._prior is not None else {}
-
+    # ---- the losses of the phases --------------------------------------------------------------------
     def _reconstruction(self, batch, S) -> torch.Tensor:
         """Eq. 4 summed over the modalities, from the codes S."""
         return sum(reconstruction_loss(batch[m], self.aae[m].decoder(S[m]).float(), batch.get(m + "_mask"))
@@ -182,37 +210,26 @@ class MCIHN(nn.Module):
             logs["gen"] = l_gen.detach()
         return total, {"total": total.detach(), **logs}
 
-    # ---- forward --------------------------------------------------------------------
-    def encode(self, batch: dict) -> dict:
-        """Latent codes only: modality -> S^m (B, L, d)."""
-        return {m: self.aae[m].encoder(batch[m], batch.get(m + "_mask")) for m in self.modalities}
+    # ---- random streams of the model's own (saved in checkpoints for resume) -------------------------
+    def _seed_prior_stream(self) -> None:
+        """The prior samples of the discriminator have a random stream of their own (seeded here, from the
+        global stream), so the discriminator step leaves the global stream (dropout) as it finds it. The
+        generator itself is made on the first batch, on the batch's device (:meth:`prior_generator`)."""
+        self.prior_seed = int(torch.randint(0, 2**62, (1,)).item())
+        self._prior = None
 
-    def forward(self, batch: dict, reconstruct: bool = False) -> MCIHNOutput:
-        """batch: m -> (B, T_m, D_m), m + "_mask" -> (B, T_m) bool, for each active modality m.
+    def prior_generator(self, device) -> torch.Generator:
+        """The random stream of the prior samples N(0, I) (Eq. 5), apart from the global one."""
+        if self._prior is None or self._prior.device != torch.device(device):
+            self._prior = torch.Generator(device=device).manual_seed(self.prior_seed)
+        return self._prior
 
-        Returns an MCIHNOutput: pred (B,), S m -> (B, L, d), X_hat m -> (B, T_m, D_m) when
-        ``reconstruct`` (AAE only), alpha m -> (B, L, L), A m -> (B, L, d), G / F pair -> (B, L, d),
-        fused / ffm_attention "v-ta" -> (B, L, d) / (B, h, L, L), mmd_terms and loss_adp (scalars).
-        """
-        S = self.encode(batch)  # Alg. 1 line 9
-        out = MCIHNOutput(pred=None, S=S)
-        if reconstruct and self.cfg.use_aae:  # Alg. 1 line 10
-            out.X_hat = {m: self.aae[m].decoder(S[m]) for m in self.modalities}
-        if self.use_gate:
-            gate = self.cgmm(S)  # Eq. 6-11
-            out.loss_adp, out.mmd_terms = self.mmd(S, gate.F)  # Eq. 12-14
-        else:
-            gate = plain_pairs(S, self.modalities) if len(self.modalities) >= 2 else CGMMOutput()
-            out.loss_adp = S[self.modalities[0]].new_zeros(())
-        out.alpha, out.A, out.G, out.F = gate.alpha, gate.A, gate.G, gate.F
-        out.pred, out.fused, out.ffm_attention = self.ffm(S, gate.F)  # Eq. 15-17
-        return out
-
-    @torch.no_grad()
-    def predict(self, batch: dict) -> torch.Tensor:
-        return self.forward(batch).pred
+    def generators(self) -> dict:
+        """Random streams of the model's own, saved in checkpoints so that a resumed run continues exactly."""
+        return {"prior": self._prior} if self._prior is not None else {}
 
 
+# ==== Eq. 18-19: the task loss of the main and joint phases ===========================================
 def main_loss(out: MCIHNOutput, y: torch.Tensor, mmd_weight: float):
     """Eq. 18-19 with a weight: L = L_Mul + lambda * L_Adp. Returns (total, L_Mul, L_Adp)."""
     l_mul = F.l1_loss(out.pred.float(), y.float())  # Eq. 18, mean absolute error

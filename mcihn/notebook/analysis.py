@@ -7,7 +7,8 @@
   :func:`position_similarity`;
 * the MMD alignment (Eq. 12-14): :func:`alignment_samples`, :func:`mmd_report`, :func:`mmd_probe`;
 * MMD on a toy problem with a known answer: :func:`mmd_toy`;
-* predictions, baselines and projections: :func:`class_confusion`, :func:`mean_predictor_mae`, :func:`umap_2d`.
+* predictions, baselines and projections: :func:`class_confusion`, :func:`mean_predictor_mae`, :func:`umap_2d`;
+* whether a gap between two settings is larger than the seed spread: :func:`spread_verdict`.
 
 Everything returns NumPy arrays or plain floats.
 """
@@ -335,3 +336,43 @@ def param_effects(df, params) -> dict:
         out[p] = {"spearman": float(spearmanr(x, y).statistic),
                   "low half": float(y[order[:half]].mean()), "high half": float(y[order[-half:]].mean())}
     return out
+
+
+#: The rule of :func:`spread_verdict`, in words (the notebooks print it with their verdicts).
+SPREAD_RULE = ("a gap counts when the two means differ by more than the sum of their seed standard deviations, "
+               "i.e. when the bars mean ± std over seeds do not overlap")
+
+
+def spread_verdict(a, b, lower_is_better: bool = True, name: str = "the value", labels=("a", "b")) -> dict:
+    """Is the difference between two settings larger than the seed spread? One rule for every notebook.
+
+    ``a`` and ``b``: one value per seed of each setting (e.g. test MAE over the seeds). The rule
+    (:data:`SPREAD_RULE`): the gap counts when ``|mean(a) - mean(b)| > std(a) + std(b)``, the standard
+    deviations over seeds being the population ones (ddof=0, as MMSA and the tables' ``±``), so that it
+    says what the figures' error bars show: the bars mean ± std do not overlap. With one seed per side
+    the spread is 0 and any gap exceeds it: the sentence says so.
+
+    Returns {"difference": mean(a) - mean(b), "spread": std(a) + std(b), "exceeds_spread": bool,
+    "better": the label of the better setting when the gap counts (``lower_is_better`` decides) else None,
+    "rule": SPREAD_RULE, "sentence": one line for the notebook}.
+    """
+    va, vb = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if va.size == 0 or vb.size == 0:
+        raise ValueError("spread_verdict: each side needs at least one value (one per seed)")
+    if not (np.isfinite(va).all() and np.isfinite(vb).all()):
+        raise ValueError("spread_verdict: the values must be finite numbers")
+    diff = float(va.mean() - vb.mean())
+    spread = float(va.std() + vb.std())
+    exceeds = abs(diff) > spread
+    la, lb = labels
+    better = (la if (diff < 0) == lower_is_better else lb) if exceeds else None
+    seeds = f"{va.size} and {vb.size} seeds" if va.size != vb.size else f"{va.size} seed{'s' * (va.size > 1)} each"
+    head = f"{name}: {la} minus {lb} = {diff:+.4f}; seed spread (std {la} + std {lb}, {seeds}) {spread:.4f}: "
+    if exceeds:
+        tail = f"the gap exceeds the spread ({better} is better)"
+        if min(va.size, vb.size) < 2:
+            tail += ", but one seed has no spread to compare with"
+    else:
+        tail = "within the seed spread, no conclusion"
+    return {"difference": diff, "spread": spread, "exceeds_spread": bool(exceeds), "better": better,
+            "rule": SPREAD_RULE, "sentence": head + tail + "."}

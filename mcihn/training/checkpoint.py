@@ -10,7 +10,9 @@ without running code::
     (last.pt only) optimizers {phase key: state}, history, best_val, best_epoch, bad_epochs, rng
 
 ``best.pt`` holds the best validation epoch's weights; ``last.pt`` everything needed to resume.
-A file that asks for anything else (a ``__reduce__`` payload naming ``os.system``, a pickled class) is
+Both are made here from a trainer (:func:`make_checkpoint`, with the random state of
+:func:`capture_rng`), written after every epoch (:func:`save_epoch`), and read back into a trainer
+(:func:`restore_training_state`, :func:`restore_rng`). A file that asks for anything else (a ``__reduce__`` payload naming ``os.system``, a pickled class) is
 refused, and the message names the global it asked for.
 """
 from __future__ import annotations
@@ -166,3 +168,76 @@ def load_weights(model: torch.nn.Module, state, path) -> None:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ValueError(f"{path}: the weights do not fit the model its config describes: "
                          + "; ".join(problems[:3]) + more + " (was the config or the file edited?)") from None
+
+
+# ---- what a run saves, and how a trainer gets it back -------------------------------------------------
+def make_checkpoint(trainer, extra_state: dict | None = None, full: bool = True) -> dict:
+    """The checkpoint of ``trainer`` now: its weights (``best.pt``), with ``full`` everything a resume needs
+    (``last.pt``): the optimisers, the history, the early-stopping state and the random state."""
+    ck = {"format": CHECKPOINT_FORMAT, "model_kind": trainer.kind, "config": trainer.cfg.to_dict(),
+          "dims": {m: list(v) for m, v in trainer.model.dims.items()},
+          "model": trainer.model.state_dict(), "epoch": trainer.epoch, **(extra_state or {})}
+    if full:
+        ck.update({
+            "optimizers": {k: o.state_dict() for k, o in trainer.opt.items()},
+            "history": trainer.history, "best_val": trainer.best_val, "best_epoch": trainer.best_epoch,
+            "bad_epochs": trainer.bad_epochs,
+            "rng": capture_rng(trainer.shuffle, trainer.model),
+        })
+    return ck
+
+
+def save_epoch(trainer, out_dir, extra_state: dict | None, improved: bool) -> None:
+    """After an epoch: ``best.pt`` when validation improved, then ``last.pt`` and ``history.json``, each atomically."""
+    from ..utils import atomic_torch_save, atomic_write_json
+
+    if improved:
+        atomic_torch_save(make_checkpoint(trainer, extra_state, full=False), out_dir / "best.pt")
+    atomic_torch_save(make_checkpoint(trainer, extra_state, full=True), out_dir / "last.pt")
+    atomic_write_json(out_dir / "history.json", trainer.history)
+
+
+def restore_training_state(trainer, ck: dict, source="checkpoint") -> None:
+    """Put a ``last.pt`` (everything) or a ``best.pt`` (weights only) back into ``trainer``; ``source`` names it in errors."""
+    load_weights(trainer.model, ck["model"], source)
+    trainer.epoch = int(ck.get("epoch", 0))
+    if "optimizers" in ck:
+        for k, o in trainer.opt.items():
+            o.load_state_dict(ck["optimizers"][k])
+        trainer.history = list(ck["history"])
+        trainer.best_val, trainer.best_epoch = float(ck["best_val"]), int(ck["best_epoch"])
+        trainer.bad_epochs = int(ck["bad_epochs"])
+        restore_rng(ck["rng"], trainer.shuffle, trainer.model, trainer.device)
+
+
+def capture_rng(shuffle: torch.Generator, model) -> dict:
+    """Every random stream a run draws from: torch's global CPU (and CUDA) streams, the trainer's
+    shuffling stream and the model's own streams by name (MCIHN's prior samples)."""
+    return {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "model": {k: g.get_state() for k, g in model_generators(model).items()}}
+
+
+def restore_rng(rng: dict, shuffle: torch.Generator, model, device) -> None:
+    """Continue the streams :func:`capture_rng` saved."""
+    torch.set_rng_state(rng["torch"])
+    shuffle.set_state(rng["shuffle"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    if rng.get("model"):
+        restore_model_generators(model, rng["model"], device)
+
+
+def model_generators(model) -> dict:
+    """The model's own random streams by name (``model.generators()``; none for a model without the method)."""
+    return model.generators() if hasattr(model, "generators") else {}
+
+
+def restore_model_generators(model, states: dict, device) -> None:
+    """Continue the model's own random streams: MCIHN's prior stream is made on the first batch, so it
+    is made here first, on the training device."""
+    if "prior" in states and hasattr(model, "prior_generator"):
+        model.prior_generator(device)
+    for k, g in model_generators(model).items():
+        if k in states:
+            g.set_state(states[k])

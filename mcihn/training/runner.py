@@ -100,7 +100,8 @@ def compile_phases(trainer: Trainer) -> Trainer:
 
 def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, device="auto",
              amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True, compile: bool = False) -> dict:
+             prepared: tuple | None = None, on_epoch=None, evaluate_test: bool = True, compile: bool = False,
+             legend: bool = False) -> dict:
     """Train and evaluate one seed.
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
@@ -108,21 +109,16 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
     normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
     :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
-    have none. ``compile``: :func:`compile_phases`.
+    have none. ``compile``: :func:`compile_phases`. ``legend``: log what the epoch lines' names mean, once.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
     normed, normalizer = prepared or prepare(data, cfg)
     if out_dir is not None:
         _clean(out_dir, log)
-    finished = _finished_without_last(out_dir, resume)
-    if finished is not None:  # a fine-tuned-encoder run keeps no last.pt once its seed is done
-        best = out_dir / "best.pt"
-        ck = load_checkpoint_file(best)
-        check_checkpoint_keys(ck, best)
-        check_resumable(ck, cfg, normed, normalizer, best)
-        log(f"seed {seed}: finished earlier, read from {out_dir / 'result.json'}")
-        return finished
+    done, last_ck = resume_point(out_dir, resume, cfg, normed, normalizer, seed, log)
+    if done is not None:
+        return done
     set_seed(seed)
     trainer = Trainer(cfg, input_dims(normed, cfg), device=device, amp=amp, seed=seed)
     if compile:
@@ -133,24 +129,16 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
         extra["text_encoder"] = trainer.model.encoder.spec()
     if data.meta.get("extraction"):  # features made by `mcihn extract`: `predict` reuses the same encoders
         extra["extraction"] = data.meta["extraction"]
-    last = out_dir / "last.pt" if out_dir is not None else None
-    if resume and last is not None and last.exists():
-        ck = load_checkpoint_file(last)
-        check_checkpoint_keys(ck, last, (*REQUIRED_KEYS, *RESUME_KEYS))
-        check_resumable(ck, cfg, normed, normalizer, last)
-        trainer.load_checkpoint(ck, source=last)
-        if trainer.finished and (out_dir / "result.json").exists():
-            log(f"seed {seed}: finished earlier (epoch {trainer.epoch}), read from {out_dir / 'result.json'}")
-            res = json.loads((out_dir / "result.json").read_text())
-            res["history"] = trainer.history
-            return res
-        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {last}")
+    if last_ck is not None:
+        trainer.load_checkpoint(last_ck, source=out_dir / "last.pt")
+        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
     splits = ("train", "valid", "test") if evaluate_test else ("train", "valid")
     tensors = {s: model_tensors(normed[s], cfg) for s in splits}
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
-                progress=progress, log=log, on_epoch=on_epoch)
+                progress=progress, log=log, on_epoch=on_epoch, legend=legend)
+    log(f"seed {seed}: {trainer.stop_reason()}")
     trainer.restore_best(out_dir / "best.pt" if out_dir is not None else None)  # the best epoch, not the last
     res = {"seed": seed, "best_epoch": trainer.best_epoch, "epochs_run": trainer.epoch,
            "train_time_s": round(time.time() - t0, 2)}
@@ -168,15 +156,41 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     return res
 
 
-def _finished_without_last(out_dir, resume: bool) -> dict | None:
-    """The result of a finished seed whose last.pt was removed (see run_seed), else None."""
-    if not (resume and out_dir is not None and (out_dir / "result.json").exists() and (out_dir / "best.pt").exists()
-            and not (out_dir / "last.pt").exists()):
-        return None
-    res = json.loads((out_dir / "result.json").read_text())
-    history = out_dir / "history.json"
-    res["history"] = json.loads(history.read_text()) if history.exists() else []
-    return res
+def resume_point(out_dir, resume: bool, cfg, normed: MultimodalData, normalizer: Normalizer, seed: int,
+                 log=print) -> tuple[dict | None, dict | None]:
+    """Where ``run_seed`` starts: ``(result, None)`` for a seed finished earlier (its result read back),
+    ``(None, last_ck)`` to continue from ``last.pt``, ``(None, None)`` to start afresh.
+
+    Without ``resume`` (or an ``out_dir``) it always starts afresh. A finished seed is recognised two ways:
+    its ``last.pt`` says training is over (epoch budget or patience, under the current ``cfg``) and
+    ``result.json`` exists; or, for a fine-tuned text encoder, whose ``last.pt`` is removed once the seed is
+    done (see ``run_seed``), ``result.json`` and ``best.pt`` exist without ``last.pt``. Either checkpoint
+    is checked against the current config, data and normaliser (:func:`check_resumable`) first.
+    """
+    if not resume or out_dir is None:
+        return None, None
+    last, best, result = out_dir / "last.pt", out_dir / "best.pt", out_dir / "result.json"
+    if last.exists():
+        ck = load_checkpoint_file(last)
+        check_checkpoint_keys(ck, last, (*REQUIRED_KEYS, *RESUME_KEYS))
+        check_resumable(ck, cfg, normed, normalizer, last)
+        over = int(ck.get("epoch", 0)) >= cfg.epochs or int(ck["bad_epochs"]) >= cfg.patience  # Trainer.finished
+        if not (over and result.exists()):
+            return None, ck
+        log(f"seed {seed}: finished earlier (epoch {int(ck.get('epoch', 0))}), read from {result}")
+        res = json.loads(result.read_text())
+        res["history"] = list(ck["history"])
+        return res, None
+    if result.exists() and best.exists():  # a fine-tuned-encoder run keeps no last.pt once its seed is done
+        ck = load_checkpoint_file(best)
+        check_checkpoint_keys(ck, best)
+        check_resumable(ck, cfg, normed, normalizer, best)
+        log(f"seed {seed}: finished earlier, read from {result}")
+        res = json.loads(result.read_text())
+        history = out_dir / "history.json"
+        res["history"] = json.loads(history.read_text()) if history.exists() else []
+        return res, None
+    return None, None
 
 
 def input_dims(data: MultimodalData, cfg) -> dict:
@@ -241,8 +255,9 @@ def summarize(per_seed: list, split: str = "test") -> tuple[dict, dict]:
 
 def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, out_dir=None, device="auto",
                    amp: bool = False, resume: bool = False, progress: bool = True, log=print,
-                   compile: bool = False) -> dict:
-    """Train one model per seed and write DIR/results.json (see the module docstring)."""
+                   compile: bool = False, legend: bool = False) -> dict:
+    """Train one model per seed and write DIR/results.json (see the module docstring). ``legend``: log what
+    the epoch lines' names mean above the first seed's first line."""
     out_dir = Path(out_dir) if out_dir is not None else None
     prepared = prepare(data, cfg)  # checked inputs and train-split statistics, the same for every seed
     for line in prepared[1].report():  # dead features, clipped outliers
@@ -253,7 +268,8 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     for seed in seeds:
         log(f"--- seed {seed} ({cfg.variant}, preset {cfg.preset}) ---")
         r = run_seed(data, cfg, seed, out_dir / f"seed_{seed}" if out_dir else None, device=device, amp=amp,
-                     resume=resume, progress=progress, log=log, prepared=prepared, compile=compile)
+                     resume=resume, progress=progress, log=log, prepared=prepared, compile=compile,
+                     legend=legend and not per_seed)
         per_seed.append(r)
     mean, std = summarize(per_seed)
     results = {
