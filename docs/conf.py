@@ -64,7 +64,7 @@ html_theme = "sphinx_book_theme"
 html_title = "MCIHN, annotated"
 html_static_path = ["_static"]
 html_css_files = ["book.css"]
-html_last_updated_fmt = ""
+html_context = {"default_mode": "light"}  # the theme logs a console error when no mode is set
 html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
