@@ -79,61 +79,8 @@ def test_notebooks_are_numbered_and_indexed():
 
 
 # ----------------------------------------------------------------------------- execution with papermill
-def _extra_parameters(stem: str, tmp: Path) -> dict:
-    """Per-notebook parameters beyond RECORD / OUT."""
-    if stem.startswith("05_"):
-        # Read the data from a pickle, as with real features (-p DATA path). The file holds exactly the QUICK
-        # synthetic set, so the runs cached by the other notebooks are reused.
-        from mcihn.notebook.session import DATA_SEED, QUICK_SPLITS
-        from mcihn.data import write_synthetic
-        return {"DATA": write_synthetic(tmp / "synthetic_quick.pkl", kind="mosi", splits=dict(QUICK_SPLITS),
-                                        seed=DATA_SEED)}
-    return {}
-
-
-@pytest.fixture(scope="session")
-def executed(tmp_path_factory):
-    """stem -> {"record", "nb", "seconds", "parameters"}: each notebook runs at most once per session."""
-    import papermill as pm
-
-    done: dict = {}
-
-    def run(stem: str) -> dict:
-        if stem in done:
-            return done[stem]
-        path = NB_DIR / f"{stem}.ipynb"
-        if not path.exists():
-            pytest.skip(f"{path.name} is not in this checkout")
-        tmp = tmp_path_factory.mktemp(stem)
-        declared = pm.inspect_notebook(str(path))
-        params = {"RECORD": str(tmp / "record.json")} if "RECORD" in declared else {}
-        if "OUT" in declared:  # an output file: keep it out of the repository
-            default = str(declared["OUT"]["default"]).strip("\"'")
-            params["OUT"] = str(tmp / ("out" + Path(default).suffix))
-        params.update(_extra_parameters(stem, tmp))
-        t0 = time.time()
-        try:
-            nb = pm.execute_notebook(str(path), str(tmp / path.name), parameters=params, cwd=str(NB_DIR),
-                                     kernel_name="python3", progress_bar=False, execution_timeout=CELL_TIMEOUT,
-                                     start_timeout=120)
-        except pm.PapermillExecutionError as e:
-            done[stem] = e
-            raise
-        record_path = Path(params.get("RECORD", tmp / "none"))
-        done[stem] = {"record": json.loads(record_path.read_text()) if record_path.exists() else None,
-                      "nb": nb, "seconds": time.time() - t0, "parameters": params}
-        print(f"{path.name}: {done[stem]['seconds']:.1f} s")
-        return done[stem]
-
-    def get(stem: str) -> dict:
-        res = run(stem)
-        if isinstance(res, Exception):
-            pytest.fail(f"{stem} failed to execute (see test_notebook_runs)")
-        return res
-
-    return get
-
-
+# The `executed` fixture (each notebook run once per session with papermill) is in tests/conftest.py, shared
+# with tests/test_book.py.
 def _numbers(x, where="record"):
     """Every number in a JSON value, with its path."""
     if isinstance(x, dict):
