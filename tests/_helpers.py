@@ -6,6 +6,8 @@ module that imports it.
 
 * ``build`` / ``full_out``: an MCIHN with conftest's awkward sizes, and its eval-mode forward pass
   (test_mcihn_model.py, test_aae.py, test_cgmm.py, test_ffm.py).
+* ``tiny`` / ``small``: a baseline's tiny config by kind, and a small synthetic data set (96 / 32 / 32 clips)
+  (test_baselines_common*.py, test_baseline_*.py; ``small`` also test_data.py).
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ import pytest
 import torch
 
 from conftest import AWKWARD_DIMS
+from mcihn.data import synthetic_data
 from mcihn.model.mcihn import MCIHN
+from mcihn.training.registry import make_config
 
 
 def build(cfg, seed=0, dims=AWKWARD_DIMS):
@@ -27,3 +31,13 @@ def full_out(awkward_cfg, batch):
     model.eval()
     with torch.no_grad():
         return model, model(batch)
+
+
+def tiny(kind, **kw):
+    return make_config(kind, "tiny", **kw)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return synthetic_data("mosi", splits={"train": 96, "valid": 32, "test": 32},
+                          dims={"text": (6, 8), "audio": (7, 5), "vision": (5, 6)}, seed=3)

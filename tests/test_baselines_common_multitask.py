@@ -1,10 +1,11 @@
-"""Tests for the baselines of issue 13 (Self-MM, EMT-DLFR, CMHFM), the per-sample index of the batches,
-the trainer's epoch hook, and CMU-MOSEI as a dataset.
-
-Shapes with conftest's awkward sizes (B=3; text 5x7, audio 9x3, vision 4x11), padding that must not
-leak, Self-MM's label generation on a constructed case whose answer is known and its banks through the
-trainer, EMT's incomplete view and masked reconstruction, CMHFM's decision fusion, training through
-run_seed to below the mean predictor, and checkpoint round trips and resumption.
+"""What every baseline shares, checked kind by kind over the baselines that train on their own multi-term
+task loss: Self-MM, EMT-DLFR and CMHFM (mcihn.baselines). Their registration and rows of Table 2, presets
+and refused configs, shapes with conftest's awkward sizes (B=3; text 5x7, audio 9x3, vision 4x11; CMHFM's
+decision fusion of its seven task heads), padding that must not leak, two modalities, gradients from the
+task loss, training through run_seed to below the mean predictor, checkpoint round trips (Self-MM's label
+banks travel with the weights) and exact resumption. The same checks for TFN, LMF, MulT and late fusion
+are in test_baselines_common.py; Self-MM's label generation and EMT's incomplete view in
+test_baseline_selfmm.py and test_baseline_emt.py.
 """
 from __future__ import annotations
 
@@ -14,28 +15,17 @@ import numpy as np
 import pytest
 import torch
 
+from _helpers import small, tiny  # noqa: F401 (small: a fixture)
 from conftest import AWKWARD_DIMS, make_batch, train_each
-from mcihn.baselines import EMT, SelfMM
 from mcihn.baselines.common import BaselineOutput
-from mcihn.baselines.emt import incomplete_view, masked_reconstruction_loss
-from mcihn.baselines.selfmm import momentum_update, shifted_label
-from mcihn.data import LABEL_RANGE, normalize, synthetic_data
 from mcihn.training.registry import build_model, config_from_dict, make_config, model_kind
 from mcihn.training.runner import load_model, run_seed
-from mcihn.training.trainer import Trainer, load_checkpoint_file, predict
+from mcihn.training.trainer import load_checkpoint_file, predict
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 NEW = ["selfmm", "emt", "cmhfm"]
 QUIET = dict(progress=False, log=lambda *a, **k: None)
-
-
-def tiny(kind, **kw):
-    return make_config(kind, "tiny", **kw)
-
-
-def indexed(batch: dict) -> dict:
-    return {**batch, "index": torch.arange(len(batch["label"]))}
 
 
 # ----------------------------------------------------------------------------- registry, configs, CLI
@@ -127,135 +117,6 @@ def test_every_parameter_gets_a_gradient_from_the_task_loss(kind):
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
 
 
-# ----------------------------------------------------------------------------- Self-MM: the ULGM
-def test_label_shift_formula_and_momentum():
-    y_m = torch.tensor([1.0, 1.0, -2.0])
-    alpha_m = torch.tensor([1.0, 1.0, 0.5])
-    alpha_s = torch.tensor([4.0, 1.0, 0.5])
-    # 1/2 y_m alpha_s / alpha_m + 1/2 (y_m + alpha_s - alpha_m), clipped to [-3, 3]
-    torch.testing.assert_close(shifted_label(y_m, alpha_s, alpha_m, 3.0), torch.tensor([3.0, 1.0, -2.0]))
-    # epoch n: (n-1)/(n+1) old + 2/(n+1) new; epoch 1 would take the new label as it is
-    torch.testing.assert_close(momentum_update(torch.tensor(1.0), torch.tensor(4.0), 2), torch.tensor(3.0))
-    torch.testing.assert_close(momentum_update(torch.tensor(1.0), torch.tensor(4.0), 1), torch.tensor(4.0))
-
-
-def test_generated_labels_move_towards_each_modalitys_evidence():
-    """A constructed case. Every bank holds two positive samples (label +1) at +1.5 e_1 and two negative
-    ones (-1) at -1.5 e_1, so each bank's centres are +-1.5 e_1. Sample 4 (y_m = +1) has its fusion
-    representation at 0.5 e_1 (D_p = 1, D_n = 2: alpha_m = 1), its text one at 1.0 e_1 (alpha_t = 4,
-    more positive than the fusion), its audio one at -0.5 e_1 (alpha_a = -0.5, on the negative side) and
-    its vision one where the fusion is (alpha_v = 1). Epoch 2:
-        text   new = 1/2 * 4 + 1/2 * (1 + 4 - 1) = 4 -> clipped to 3;   1/3 * 1 + 2/3 * 3    = 7/3
-        audio  new = 1/2 * -0.5 + 1/2 * (1 - 0.5 - 1) = -0.5;            1/3 * 1 + 2/3 * -0.5 = 0
-        vision new = 1/2 * 1 + 1/2 * 1 = 1                                unchanged
-    """
-    model = SelfMM(tiny("selfmm", label_bound=3.0), AWKWARD_DIMS)
-    labels = torch.tensor([1.0, 1.0, -1.0, -1.0, 1.0])
-    model.start_epoch(1, {"label": labels, "index": torch.arange(5)})
-    assert model.epoch == 1 and float(model.label_bound) == 3.0
-    for t in model.tasks:
-        torch.testing.assert_close(model.bank("label", t), labels)  # every label starts as y_m
-        bank = model.bank("feat", t)
-        bank.zero_()
-        bank[:, 0] = torch.tensor([1.5, 1.5, -1.5, -1.5, 1.5])
-
-    def at(t, x):
-        f = torch.zeros(1, model.bank("feat", t).shape[1])
-        f[0, 0] = x
-        return f
-
-    feats = {"fusion": at("fusion", 0.5), "text": at("text", 1.0), "audio": at("audio", -0.5), "vision": at("vision", 0.5)}
-    model.update_labels(feats, torch.tensor([4]), epoch=2)
-    got = {m: float(model.bank("label", m)[4]) for m in ("fusion", "text", "audio", "vision")}
-    assert got["fusion"] == 1.0  # y_m is never changed
-    assert got["text"] == pytest.approx(7 / 3, abs=1e-5) and got["text"] > 1.0
-    assert got["audio"] == pytest.approx(0.0, abs=1e-5) and got["audio"] < 1.0
-    assert got["vision"] == pytest.approx(1.0, abs=1e-5)
-    for m in ("text", "audio", "vision"):  # the other samples were not in the batch
-        torch.testing.assert_close(model.bank("label", m)[:4], labels[:4])
-
-
-@pytest.fixture(scope="module")
-def small():
-    return synthetic_data("mosi", splits={"train": 96, "valid": 32, "test": 32},
-                          dims={"text": (6, 8), "audio": (7, 5), "vision": (5, 6)}, seed=3)
-
-
-def test_selfmm_labels_stay_multimodal_until_the_update_epoch(small):
-    normed, _ = normalize(small, "tav")
-    train = normed["train"].to_tensors("tav")
-    torch.manual_seed(0)
-    trainer = Trainer(tiny("selfmm", update_start_epoch=3), small.dims, seed=1)
-    model = trainer.model
-    y = train["label"]
-    for epoch in (1, 2):
-        logs = trainer.train_epoch(train, epoch, progress=False)
-        assert model.epoch == epoch and set(logs) == {"total", "mul", "text", "audio", "vision"}
-        assert logs["text"] == 0.0  # tanh(|y_s - y_m|) = 0 while y_s = y_m
-        for t in model.tasks:
-            assert torch.equal(model.bank("label", t), y), (epoch, t)
-        assert (model.bank("feat", "fusion").abs().sum(dim=1) > 0).all()  # every sample's features stored
-    trainer.train_epoch(train, 3, progress=False)
-    assert torch.equal(model.bank("label", "fusion"), y)
-    for m in ("text", "audio", "vision"):
-        moved = model.bank("label", m) - y
-        assert moved.abs().max() > 1e-3, m
-        assert (model.bank("label", m).abs() <= float(model.label_bound) + 1e-6).all()
-
-
-def test_selfmm_refuses_batches_without_an_index(small):
-    model = SelfMM(tiny("selfmm"), small.dims)
-    batch = normalize(small, "tav")[0]["train"].to_tensors("tav")
-    model.start_epoch(1, batch)
-    batch.pop("index")
-    with pytest.raises(ValueError, match="index"):
-        model.task_loss(batch)
-
-
-# ----------------------------------------------------------------------------- EMT: incomplete view, restoration
-def test_masking_one_modality_changes_only_that_view(batch):
-    b = indexed(batch)
-    before = {k: v.clone() for k, v in b.items()}
-    g = torch.Generator().manual_seed(0)
-    view, missing = incomplete_view(b, ["text"], 0.5, g)
-    assert set(missing) == {"text"} and missing["text"].any()
-    for k in b:
-        assert torch.equal(b[k], before[k]), k  # the complete view is untouched
-        if k != "text":
-            assert view[k] is b[k], k  # other modalities, masks, labels, index: the same tensors
-    assert not (missing["text"] & ~b["text_mask"]).any()  # only real steps are masked
-    assert (view["text"][missing["text"]] == 0).all()
-    keep = ~missing["text"]
-    assert torch.equal(view["text"][keep], b["text"][keep])
-    model = EMT(tiny("emt"), AWKWARD_DIMS).eval()  # and the model's complete view does not see the mask
-    torch.testing.assert_close(model.encode(b)["pred"], model.encode(before)["pred"], rtol=0, atol=0)
-    assert not torch.allclose(model.encode(view)["pred"], model.encode(b)["pred"])
-
-
-def test_reconstruction_loss_counts_masked_positions_only():
-    g = torch.Generator().manual_seed(1)
-    target = torch.randn(3, 6, 4, generator=g)
-    where = torch.zeros(3, 6, dtype=torch.bool)
-    where[0, 1] = where[2, 4] = True
-    wrong_elsewhere = target + 10.0 * (~where)[..., None]
-    assert masked_reconstruction_loss(wrong_elsewhere, target, where) == 0
-    wrong_there = target + 1.0 * where[..., None]  # SmoothL1 of 1 is 0.5 per feature
-    assert masked_reconstruction_loss(wrong_there, target, where) == pytest.approx(0.5, rel=1e-5)
-
-
-def test_emt_losses_with_and_without_dlfr(batch):
-    torch.manual_seed(0)
-    b = make_batch(B=5, seed=3)
-    model = EMT(tiny("emt", mask_rate=0.0), AWKWARD_DIMS).train()
-    _, logs = model.task_loss(b)
-    assert set(logs) == {"total", "mul", "attra", "recon"}
-    assert logs["recon"] == 0  # nothing masked: nothing to reconstruct
-    plain = EMT(tiny("emt", dlfr=False), AWKWARD_DIMS).train()
-    loss, logs = plain.task_loss(b)
-    assert set(logs) == {"total", "mul"} and not hasattr(plain, "decoder")
-    torch.testing.assert_close(loss, (plain(b).pred - b["label"]).abs().mean())
-
-
 # ----------------------------------------------------------------------------- the shared pipeline
 @pytest.fixture(scope="module")
 def trained(learn_data, tmp_path_factory):
@@ -268,7 +129,7 @@ def test_each_new_baseline_learns_below_the_mean_predictor(kind, trained, learn_
     _, res = trained[kind]
     mean_mae = float(np.abs(learn_data["train"].labels.mean() - learn_data["valid"].labels).mean())
     # the embedded data are shaped like real data: a ridge on pooled features reaches 0.84 x the mean predictor
-    # on this small set's validation split, so "learns" asks for 0.9 x in 12 epochs (as test_baselines.py)
+    # on this small set's validation split, so "learns" asks for 0.9 x in 12 epochs (as test_baselines_common.py)
     assert res["valid"]["MAE"] < 0.9 * mean_mae, (res["valid"]["MAE"], mean_mae)
     assert res["test"]["Corr"] > 0.4
 
@@ -303,25 +164,3 @@ def test_resume_continues_exactly(kind, small, tmp_path):
     if kind == "selfmm":
         for t in resumed["model"].tasks:
             assert torch.equal(resumed["model"].bank("label", t), straight["model"].bank("label", t))
-
-
-# ----------------------------------------------------------------------------- data: the index key, MOSEI
-def test_to_tensors_carries_each_samples_index(small):
-    t = small["valid"].to_tensors("tav")
-    assert t["index"].dtype == torch.long and torch.equal(t["index"], torch.arange(len(small["valid"])))
-
-
-def test_mosei_synthetic_data_and_label_range():
-    from mcihn.data.synthetic import MMSA_DIMS, SPLIT_SIZES, make_synthetic
-    from mcihn.metrics import evaluate
-
-    assert SPLIT_SIZES["mosei"] == {"train": 16326, "valid": 1871, "test": 4659}
-    assert MMSA_DIMS["mosei"] == {"text": (50, 768), "audio": (500, 74), "vision": (375, 35)}
-    assert LABEL_RANGE["mosei"] == LABEL_RANGE["mosi"] == (-3.0, 3.0)
-    data = synthetic_data("mosei", splits={"train": 6, "valid": 3, "test": 3}, dims="mmsa", seed=0)
-    assert data.dataset == "mosei" and data.dims == MMSA_DIMS["mosei"]
-    assert not data["train"].unimodal_labels and np.abs(data["train"].labels).max() <= 3.0
-    with pytest.raises(ValueError, match="kind must be"):
-        make_synthetic(kind="iemocap")
-    p, y = np.array([0.5, -1.0, 2.0, -2.5]), np.array([1.0, -0.5, 2.5, 0.0])
-    assert evaluate(p, y, "mosei") == evaluate(p, y, "mosi")
