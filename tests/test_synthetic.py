@@ -1,4 +1,5 @@
-"""The synthetic generator: MMSA structure, reproducible, planted structure, SIMS shape, MOSEI's sizes and label range."""
+"""The synthetic generator: MMSA structure, reproducible, planted structure, SIMS shape, MOSEI's sizes and label
+range."""
 
 import numpy as np
 import pytest
