@@ -1,4 +1,5 @@
-"""mcihn.notebook.analysis (what the notebooks measure) and the fixed-kernel MMD helpers in mcihn.model.mmd."""
+"""mcihn.notebook.analysis: what the notebooks measure (the fixed-kernel MMD helpers it uses are tested in
+test_mmd.py)."""
 import sys
 import types
 
@@ -11,7 +12,6 @@ from mcihn.model.aae import reconstruction_loss
 from mcihn.model.config import MCIHNConfig
 from mcihn.data import normalize
 from mcihn.metrics import evaluate
-from mcihn.model.mmd import gaussian_mmd2, gaussian_mmd2_analytic, mmd2
 from mcihn.model.mcihn import MCIHN
 from mcihn.training.trainer import Trainer
 
@@ -133,40 +133,6 @@ def test_attention_report_uniform_onehot_and_gates():
 
 
 # ----------------------------------------------------------------------------- MMD
-def slow_gaussian_mmd2(x, y, gammas, unbiased):
-    k = lambda a, b: np.mean([np.exp(-np.sum((a - b) ** 2) / g) for g in gammas])  # noqa: E731
-    n, m = len(x), len(y)
-    pairs = lambda a, b, skip: [k(a[i], b[j]) for i in range(len(a)) for j in range(len(b))  # noqa: E731
-                                if not (skip and i == j)]
-    return (np.mean(pairs(x, x, unbiased)) + np.mean(pairs(y, y, unbiased)) - 2 * np.mean(pairs(x, y, False)))
-
-
-@pytest.mark.parametrize("unbiased", [False, True])
-def test_gaussian_mmd2_matches_a_slow_loop(unbiased):
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(7, 3, generator=g, dtype=torch.float64)
-    got = gaussian_mmd2(x, y, (0.5, 3.0), unbiased=unbiased).item()
-    assert got == pytest.approx(slow_gaussian_mmd2(x.numpy(), y.numpy(), (0.5, 3.0), unbiased), rel=1e-10)
-
-
-def test_mmd2_is_the_fixed_kernel_at_median_scaled_widths():
-    g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
-    from mcihn.model.mmd import median_bandwidth
-    s2 = median_bandwidth(torch.cat([x, y])).item()
-    assert mmd2(x, y, (0.5, 2.0)).item() == pytest.approx(gaussian_mmd2(x, y, (0.5 * s2, 2.0 * s2)).item())
-
-
-def test_gaussian_mmd2_analytic_against_monte_carlo():
-    assert gaussian_mmd2_analytic([0, 0], 1.0, [0, 0], 1.0, (2.0,)) == pytest.approx(0.0, abs=1e-15)
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(3000, 3, generator=g, dtype=torch.float64)
-    y = 1.5 * torch.randn(3000, 3, generator=g, dtype=torch.float64) + torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64)
-    exact = gaussian_mmd2_analytic([0, 0, 0], 1.0, [1.0, 0.0, -0.5], 2.25, (1.0, 5.0))
-    assert gaussian_mmd2(x, y, (1.0, 5.0), unbiased=True).item() == pytest.approx(exact, rel=0.03)
-    biased = gaussian_mmd2_analytic([0, 0, 0], 1.0, [1.0, 0.0, -0.5], 2.25, (1.0, 5.0), n=3000, m=3000)
-    assert biased > exact
-    assert gaussian_mmd2(x, y, (1.0, 5.0)).item() == pytest.approx(biased, rel=0.03)
 
 
 def test_mmd_toy_estimates_bracket_the_exact_value():

@@ -1,4 +1,5 @@
-"""Tests for mcihn.data.mmsa: MMSA pickle loading, validation, safe unpickling, normalisation."""
+"""Tests for mcihn.data.mmsa: MMSA pickle loading, validation, safe unpickling, normalisation, and the per-sample
+index that ``to_tensors`` puts in every batch."""
 from __future__ import annotations
 
 import builtins
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from _helpers import small  # noqa: F401 (a fixture)
 from mcihn.data.normalize import Z_CLIP
 from mcihn.data import (LABEL_RANGE, SPLITS, DataFormatError, MultimodalData, Normalizer, SplitData,
                         UnsafePickleError, from_mmsa_dict, load_mmsa, normalize, safe_load_pickle)
@@ -401,3 +403,8 @@ def test_train_modality_without_any_real_time_step_is_refused():
     raw["train"]["vision_lengths"] = np.zeros(SIZES["train"], dtype=np.int64)
     with pytest.raises(DataFormatError, match=r"split 'train', field 'vision' lengths: every sample has length 0"):
         from_mmsa_dict(raw, "mem.pkl")
+
+
+def test_to_tensors_carries_each_samples_index(small):
+    t = small["valid"].to_tensors("tav")
+    assert t["index"].dtype == torch.long and torch.equal(t["index"], torch.arange(len(small["valid"])))

@@ -1,13 +1,16 @@
-"""Tests for mcihn.model.mmd: the multi-kernel Gaussian MMD^2 (Eq. 12-14) and the feature-adaptive loss."""
+"""Tests for mcihn.model.mmd: the multi-kernel Gaussian MMD^2 (Eq. 12-14), the feature-adaptive loss, and the
+fixed-kernel MMD^2 (biased and unbiased, and its closed form for two Gaussians) that the notebooks measure with."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 import mcihn.model.mmd as mmd_mod
-from mcihn.model.mmd import FeatureAdaptiveMMD, as_samples, median_bandwidth, mmd2, pairwise_sq_dists
+from mcihn.model.mmd import (FeatureAdaptiveMMD, as_samples, gaussian_mmd2, gaussian_mmd2_analytic, median_bandwidth,
+                             mmd2, pairwise_sq_dists)
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -230,3 +233,40 @@ def test_pooled_mmd_loss_of_a_single_utterance_batch_is_zero():
     S2 = {m: torch.randn(2, 3, 4) for m in mods}
     F2 = {k: torch.randn(2, 3, 4) for k in ("vt", "va", "ta")}
     assert loss(S2, F2)[0].item() > 0
+
+
+# ----------------------------------------------------------------------------- the fixed-kernel MMD^2
+def slow_gaussian_mmd2(x, y, gammas, unbiased):
+    k = lambda a, b: np.mean([np.exp(-np.sum((a - b) ** 2) / g) for g in gammas])  # noqa: E731
+    n, m = len(x), len(y)
+    pairs = lambda a, b, skip: [k(a[i], b[j]) for i in range(len(a)) for j in range(len(b))  # noqa: E731
+                                if not (skip and i == j)]
+    return (np.mean(pairs(x, x, unbiased)) + np.mean(pairs(y, y, unbiased)) - 2 * np.mean(pairs(x, y, False)))
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_gaussian_mmd2_matches_a_slow_loop(unbiased):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(7, 3, generator=g, dtype=torch.float64)
+    got = gaussian_mmd2(x, y, (0.5, 3.0), unbiased=unbiased).item()
+    assert got == pytest.approx(slow_gaussian_mmd2(x.numpy(), y.numpy(), (0.5, 3.0), unbiased), rel=1e-10)
+
+
+def test_mmd2_is_the_fixed_kernel_at_median_scaled_widths():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(6, 4, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
+    from mcihn.model.mmd import median_bandwidth
+    s2 = median_bandwidth(torch.cat([x, y])).item()
+    assert mmd2(x, y, (0.5, 2.0)).item() == pytest.approx(gaussian_mmd2(x, y, (0.5 * s2, 2.0 * s2)).item())
+
+
+def test_gaussian_mmd2_analytic_against_monte_carlo():
+    assert gaussian_mmd2_analytic([0, 0], 1.0, [0, 0], 1.0, (2.0,)) == pytest.approx(0.0, abs=1e-15)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3000, 3, generator=g, dtype=torch.float64)
+    y = 1.5 * torch.randn(3000, 3, generator=g, dtype=torch.float64) + torch.tensor([1.0, 0.0, -0.5], dtype=torch.float64)
+    exact = gaussian_mmd2_analytic([0, 0, 0], 1.0, [1.0, 0.0, -0.5], 2.25, (1.0, 5.0))
+    assert gaussian_mmd2(x, y, (1.0, 5.0), unbiased=True).item() == pytest.approx(exact, rel=0.03)
+    biased = gaussian_mmd2_analytic([0, 0, 0], 1.0, [1.0, 0.0, -0.5], 2.25, (1.0, 5.0), n=3000, m=3000)
+    assert biased > exact
+    assert gaussian_mmd2(x, y, (1.0, 5.0)).item() == pytest.approx(biased, rel=0.03)

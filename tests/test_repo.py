@@ -94,3 +94,15 @@ def test_the_package_file_map_is_true():
     modules = {p.relative_to(root).as_posix() for p in root.rglob("*.py")
                if p.name not in ("__init__.py", "__main__.py") and p.parent.name != "cli"}
     assert modules <= named, sorted(modules - named)
+
+
+def test_every_subpackage_is_listed_for_installation():
+    """pyproject lists packages by name: a subpackage left out would be missing from an installed wheel."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(re.sub(r"[\s\"]", "", re.search(r"packages = \[(.*?)\]", (root / "pyproject.toml").read_text(), re.S)
+                        .group(1)).split(","))
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "mcihn").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)

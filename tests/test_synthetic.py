@@ -1,9 +1,10 @@
-"""The synthetic generator: MMSA structure, reproducible, planted structure, SIMS shape."""
+"""The synthetic generator: MMSA structure, reproducible, planted structure, SIMS shape, MOSEI's sizes and label
+range."""
 
 import numpy as np
 import pytest
 
-from mcihn.data import load_mmsa
+from mcihn.data import LABEL_RANGE, load_mmsa
 from mcihn.data import make_synthetic, synthetic_data, write_synthetic
 
 SMALL = dict(splits={"train": 40, "valid": 10, "test": 12}, dims={"text": (6, 5), "audio": (9, 4), "vision": (4, 7)})
@@ -104,3 +105,19 @@ def test_write_then_load_roundtrip(tmp_path):
 def test_bad_kind():
     with pytest.raises(ValueError, match="kind"):
         make_synthetic("mosey")
+
+
+def test_mosei_synthetic_data_and_label_range():
+    from mcihn.data.synthetic import MMSA_DIMS, SPLIT_SIZES, make_synthetic
+    from mcihn.metrics import evaluate
+
+    assert SPLIT_SIZES["mosei"] == {"train": 16326, "valid": 1871, "test": 4659}
+    assert MMSA_DIMS["mosei"] == {"text": (50, 768), "audio": (500, 74), "vision": (375, 35)}
+    assert LABEL_RANGE["mosei"] == LABEL_RANGE["mosi"] == (-3.0, 3.0)
+    data = synthetic_data("mosei", splits={"train": 6, "valid": 3, "test": 3}, dims="mmsa", seed=0)
+    assert data.dataset == "mosei" and data.dims == MMSA_DIMS["mosei"]
+    assert not data["train"].unimodal_labels and np.abs(data["train"].labels).max() <= 3.0
+    with pytest.raises(ValueError, match="kind must be"):
+        make_synthetic(kind="iemocap")
+    p, y = np.array([0.5, -1.0, 2.0, -2.5]), np.array([1.0, -0.5, 2.5, 0.0])
+    assert evaluate(p, y, "mosei") == evaluate(p, y, "mosi")

@@ -1,18 +1,16 @@
-"""Tests for the MCIHN model (mcihn.model.mcihn, aae, cgmm, ffm) and its config (mcihn.model.config).
-
-Shapes, padding and batch invariances, the equations recomputed by hand (Eq. 6-11, 15-17),
-where the main loss's gradients reach, and the ablations MCIHN-1 / MCIHN-2.
+"""The MCIHN model as a whole (mcihn.model.mcihn): how the AAE, the CGMM, the MMD and the FFM are wired
+together. Output fields and shapes for every modality subset and switch, padding and batch invariances, where
+the main and joint losses' gradients reach, which outputs see which codes, and the ablations MCIHN-1 (no AAE)
+and MCIHN-2 (no CGMM, no MMD). Each part on its own: test_aae.py, test_cgmm.py, test_mmd.py, test_ffm.py; the
+config: test_config.py.
 """
 from __future__ import annotations
-
-import json
-import math
 
 import pytest
 import torch
 
+from _helpers import build
 from conftest import AWKWARD_DIMS, make_batch
-from mcihn.model.config import MCIHNConfig
 from mcihn.modalities import parse_modalities
 from mcihn.model.mcihn import MCIHN, main_loss
 
@@ -27,11 +25,6 @@ FUSED = {"tav": {"v-ta", "t-va", "a-vt"}, "ta": {"t-a", "a-t"}, "tv": {"v-t", "t
 #: MMD terms with the gate: Eq. 12 per core modality for three, one term for two.
 MMD_TERMS = {"tav": {"v-ta", "t-va", "a-vt"}, "ta": {"t-a"}, "tv": {"v-t"}, "av": {"v-a"}, "t": set(), "a": set(),
              "v": set()}
-
-
-def build(cfg, seed=0, dims=AWKWARD_DIMS):
-    torch.manual_seed(seed)
-    return MCIHN(cfg, dims)
 
 
 def rows_sum_to_one(p: torch.Tensor):
@@ -155,75 +148,6 @@ def test_prediction_of_a_sample_does_not_depend_on_the_batch(kw, awkward_cfg):
     torch.testing.assert_close(model({k: v[perm] for k, v in batch.items()}).pred, full[perm], atol=1e-5, rtol=1e-5)
 
 
-# ----------------------------------------------------------------------------- equations by hand
-@pytest.fixture
-def full_out(awkward_cfg, batch):
-    model = build(awkward_cfg(), seed=5)
-    model.eval()
-    with torch.no_grad():
-        return model, model(batch)
-
-
-@pytest.mark.parametrize("core,others", [("vision", ("text", "audio")), ("text", ("vision", "audio")),
-                                         ("audio", ("vision", "text"))])
-def test_eq6_to_8_attention_transfer_by_hand(core, others, full_out):
-    model, out = full_out
-    d = model.cfg.latent_dim
-    ctx = out.S[others[0]] + out.S[others[1]]  # (B, L, d)
-    W = model.cgmm.W[core].detach()
-    B, L, _ = ctx.shape
-    alpha = torch.empty(B, L, L)
-    A = torch.empty(B, L, d)
-    for b in range(B):
-        M = out.S[core][b] @ W @ ctx[b].T / math.sqrt(d)  # Eq. 6, (L, L)
-        alpha[b] = torch.softmax(M, dim=1)  # Eq. 7
-        A[b] = alpha[b] @ ctx[b]  # Eq. 8 (attention transfer)
-    torch.testing.assert_close(out.alpha[core], alpha, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.A[core], A, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("key,m,n", [("vt", "vision", "text"), ("va", "vision", "audio"), ("ta", "text", "audio")])
-def test_eq9_to_11_gate_by_hand(key, m, n, full_out):
-    model, out = full_out
-    gate, proj = model.cgmm.gate[key], model.cgmm.proj[key]
-    Sm, Sn = out.S[m], out.S[n]
-    z = torch.cat([Sm, Sn, Sm - Sn, Sm * Sn], dim=-1) @ gate.weight.T + gate.bias  # Eq. 9, (B, L, 4d) -> (B, L, d)
-    G = torch.clamp(z, min=0.0)  # Eq. 10
-    side = lambda A, S: torch.cat([A, S], dim=-1) @ proj.weight.T + proj.bias  # noqa: E731
-    F = G * side(out.A[m], Sm) + G * side(out.A[n], Sn)  # Eq. 11
-    assert gate.weight.shape == (model.cfg.latent_dim, 4 * model.cfg.latent_dim)
-    torch.testing.assert_close(out.G[key], G, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.F[key], F, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("core,name,q_pair,k_pair", [("text", "t-va", "vt", "ta"), ("vision", "v-ta", "vt", "va"),
-                                                     ("audio", "a-vt", "va", "ta")])
-def test_eq15_16_heads_by_explicit_loop(core, name, q_pair, k_pair, full_out):
-    model, out = full_out
-    att = model.ffm.attn[core]
-    h, d = model.cfg.heads, model.cfg.latent_dim
-    dk = d // h
-    Q = out.F[q_pair] @ att.q.weight.T + att.q.bias  # Q from F^{m o1}
-    K = out.F[k_pair] @ att.k.weight.T + att.k.bias  # K from F^{m o2}
-    V = out.S[core] @ att.v.weight.T + att.v.bias  # V from S^m
-    heads, weights = [], []
-    for i in range(h):
-        sl = slice(i * dk, (i + 1) * dk)
-        w = torch.softmax(Q[..., sl] @ K[..., sl].transpose(1, 2) / math.sqrt(d / h), dim=-1)  # Eq. 15
-        weights.append(w)
-        heads.append(w @ V[..., sl])
-    fused = torch.cat(heads, dim=-1) @ att.o.weight.T + att.o.bias  # Eq. 16
-    torch.testing.assert_close(out.ffm_attention[name], torch.stack(weights, dim=1), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out.fused[name], fused, atol=1e-5, rtol=1e-5)
-
-
-def test_eq17_prediction_from_the_pooled_sum(full_out):
-    model, out = full_out
-    total = out.fused["v-ta"] + out.fused["t-va"] + out.fused["a-vt"]
-    pred = total.mean(dim=1) @ model.ffm.head.weight.T.squeeze(-1) + model.ffm.head.bias
-    torch.testing.assert_close(out.pred, pred, atol=1e-5, rtol=1e-5)
-
-
 # ----------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("kw", [{}, {"use_aae": False}, {"use_cgmm": False}, {"modalities": "ta"},
                                 {"modalities": "v"}, {"mmd_samples": "tokens"}, {"xi": "linear"}, {"xi": "none"}],
@@ -330,58 +254,6 @@ def test_every_output_is_connected_to_the_codes_it_should_see(awkward_cfg, batch
         assert reaches(out.X_hat[m]) == {m}
 
 
-def test_eq4_reconstruction_loss_is_masked(batch):
-    from mcihn.model.aae import reconstruction_loss
-    x, mask = batch["audio"], batch["audio_mask"]  # (3, 9, 3), lengths 9, 4, 2
-    g = torch.Generator().manual_seed(3)
-    x_hat = torch.randn(x.shape, generator=g)
-    by_hand = sum(((x[b, t] - x_hat[b, t]) ** 2).sum() for b in range(3) for t in range(9) if mask[b, t])
-    by_hand = by_hand / (int(mask.sum()) * x.shape[-1])
-    torch.testing.assert_close(reconstruction_loss(x, x_hat, mask), by_hand)
-    junk = torch.where(mask[..., None], x_hat, 1e3 * torch.randn(x.shape, generator=g))
-    torch.testing.assert_close(reconstruction_loss(x, junk, mask), by_hand)  # padding is ignored
-    torch.testing.assert_close(reconstruction_loss(x, x_hat, None), ((x - x_hat) ** 2).mean())
-
-
-def test_eq5_adversarial_losses(awkward_cfg):
-    from mcihn.model.aae import discriminator_loss, generator_loss
-    torch.manual_seed(0)
-    disc = build(awkward_cfg()).aae["text"].discriminator
-    s = torch.randn(2, 6, 12, requires_grad=True)
-    loss, acc = discriminator_loss(disc, s)
-    loss.backward()
-    assert s.grad is None  # codes are detached: only the discriminator learns here
-    assert all(p.grad is not None for p in disc.parameters())
-    assert acc.requires_grad is False and 0 <= acc.item() <= 1
-    with torch.no_grad():  # a constant discriminator (logit 0) scores log 2 on each side
-        for p in disc.parameters():
-            p.zero_()
-        loss, _ = discriminator_loss(disc, s)
-        assert loss.item() == pytest.approx(2 * math.log(2), rel=1e-6)
-        assert generator_loss(disc, s).item() == pytest.approx(math.log(2), rel=1e-6)
-        disc.net[-1].bias.fill_(1.0)  # says "prior" to everything: right on the prior half, wrong on the codes
-        assert discriminator_loss(disc, s)[1].item() == 0.5
-
-
-def test_eq5_discriminator_accuracy_by_hand_and_its_own_random_stream(awkward_cfg):
-    """The accuracy is the mean of the accuracies on the prior and on the code samples; the prior samples
-    come from the generator passed in, so the global stream is left where it was."""
-    from mcihn.model.aae import discriminator_loss
-    torch.manual_seed(0)
-    disc = build(awkward_cfg()).aae["text"].discriminator
-    s = 3.0 * torch.randn(4, 6, 12) + 1.0  # codes far from N(0, I)
-    state = torch.get_rng_state()
-    loss, acc = discriminator_loss(disc, s, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(torch.get_rng_state(), state)  # the global stream is untouched
-    again, acc2 = discriminator_loss(disc, s, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(loss, again) and torch.equal(acc, acc2)
-    real = torch.randn(24, 12, generator=torch.Generator().manual_seed(5))  # (B*L, d) prior samples, as drawn
-    by_hand = 0.5 * ((disc(real) > 0).float().mean() + (disc(s.reshape(-1, 12)) < 0).float().mean())
-    torch.testing.assert_close(acc, by_hand)
-    other = discriminator_loss(disc, s, generator=torch.Generator().manual_seed(6))[0]
-    assert not torch.equal(loss, other)
-
-
 # ----------------------------------------------------------------------------- ablations
 def test_mcihn1_has_no_decoder_or_discriminator(awkward_cfg, batch):
     model = build(awkward_cfg(use_aae=False))
@@ -408,80 +280,3 @@ def test_mcihn2_plain_pair_means_and_no_mmd(awkward_cfg, batch):
     assert out.loss_adp.item() == 0.0 and out.mmd_terms == {} and out.alpha == {} and out.G == {}
     _, _, l_adp = main_loss(out, batch["label"], 0.5)
     assert l_adp.item() == 0.0
-
-
-# ----------------------------------------------------------------------------- config
-@pytest.mark.parametrize("spec", ["", "x", "tq", "T", "tt", "tat", [], ["text", "text"], ["sound"]])
-def test_parse_modalities_errors(spec):
-    with pytest.raises(ValueError, match="modalities"):
-        parse_modalities(spec)
-
-
-@pytest.mark.parametrize("spec,expected", [("tav", ("text", "audio", "vision")), ("vat", ("text", "audio", "vision")),
-                                           ("vt", ("text", "vision")), ("a", ("audio",)),
-                                           (["vision", "text"], ("text", "vision"))])
-def test_parse_modalities_canonical_order(spec, expected):
-    assert parse_modalities(spec) == expected
-    assert MCIHNConfig.tiny(modalities=spec).modalities == expected
-
-
-@pytest.mark.parametrize("kw,name", [
-    ({}, "MCIHN"), ({"use_aae": False}, "MCIHN-1"), ({"use_cgmm": False}, "MCIHN-2"),
-    ({"modalities": "vt"}, "-VT"), ({"modalities": "tv"}, "-VT"), ({"modalities": "va"}, "-VA"),
-    ({"modalities": "ta"}, "-TA"), ({"modalities": "at"}, "-TA"), ({"modalities": "t"}, "-T"),
-    ({"use_aae": False, "use_cgmm": False}, "MCIHN (no AAE, no CGMM)"),
-    ({"modalities": "vt", "use_aae": False}, "-VT (no AAE)"),
-])
-def test_variant_names(kw, name):
-    assert MCIHNConfig.tiny(**kw).variant == name
-
-
-def test_config_dict_round_trip():
-    cfg = MCIHNConfig.paper(modalities="va", use_aae=False, mmd_multipliers=[0.5, 2], grad_clip=None,
-                            mmd_samples="tokens", notes={"why": "test"})
-    d = cfg.to_dict()
-    assert d["modalities"] == ["audio", "vision"] and d["mmd_multipliers"] == [0.5, 2.0]
-    assert MCIHNConfig.from_dict(d) == cfg
-    assert MCIHNConfig.from_dict(json.loads(json.dumps(d))) == cfg  # plain JSON types only
-    assert MCIHNConfig.from_dict({**d, "not_a_field": 1}) == cfg  # unknown keys are ignored
-    assert MCIHNConfig.tiny().to_dict() != MCIHNConfig.paper().to_dict()
-
-
-def test_presets():
-    assert (MCIHNConfig.paper().latent_len, MCIHNConfig.paper().latent_dim) == (32, 256)
-    assert MCIHNConfig.from_preset("tiny", epochs=3).epochs == 3
-    with pytest.raises(ValueError, match="preset"):
-        MCIHNConfig.from_preset("huge")
-
-
-@pytest.mark.parametrize("kw", [dict(latent_dim=12, heads=5), dict(latent_dim=10, heads=4),
-                                dict(latent_len=0), dict(batch_size=0), dict(mmd_samples="frames")])
-def test_config_validation(kw):
-    with pytest.raises(ValueError):
-        MCIHNConfig.tiny(**kw)
-
-
-def test_config_heads_zero_is_a_value_error():
-    with pytest.raises(ValueError):
-        MCIHNConfig.tiny(heads=0)
-
-
-@pytest.mark.parametrize("kernel", [2, 4])
-def test_even_encoder_kernel_is_rejected(kernel, awkward_cfg):
-    with pytest.raises(ValueError, match="odd"):
-        awkward_cfg(enc_kernel=kernel)
-
-
-def test_ffm_values_switch_takes_values_from_the_pair_features(batch, awkward_dims):
-    """``ffm_values="pairs"`` has no parameters of its own: with the same weights it changes only where the
-    fusion attention reads its values, so the prediction changes; an unknown value is refused."""
-    torch.manual_seed(0)
-    core = MCIHN(MCIHNConfig.tiny(), awkward_dims).eval()
-    pairs = MCIHN(MCIHNConfig.tiny(ffm_values="pairs"), awkward_dims).eval()
-    pairs.load_state_dict(core.state_dict())  # same parameter names and shapes
-    a, b = core(batch), pairs(batch)
-    assert a.pred.shape == b.pred.shape and not torch.allclose(a.pred, b.pred)
-    for k in a.F:  # everything before the fusion is the same
-        torch.testing.assert_close(a.F[k], b.F[k])
-    with pytest.raises(ValueError, match="ffm_values"):
-        MCIHNConfig.tiny(ffm_values="pair")
