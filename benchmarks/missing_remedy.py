@@ -3,6 +3,8 @@
     python benchmarks/missing_remedy.py codes CHECKPOINT          # the cause, for one trained model
     python benchmarks/missing_remedy.py run --seeds 1111 2222 3333 --out runs/missing
     python benchmarks/missing_remedy.py table runs/missing > benchmarks/missing_remedy.md
+    python benchmarks/missing_remedy.py run --data mosi-ta --seeds 1111 2222 3333 --out runs/missing-ta
+    python benchmarks/missing_remedy.py table --data mosi-ta runs/missing-ta > benchmarks/missing_remedy_mosi_ta.md
 
 ``codes``: where the encoders put an all-missing input (every step 0 after normalisation, i.e. the training
 mean, masks unchanged: what ``mask_time_steps(t, 1.0)`` feeds the model) against the codes of real clips.
@@ -10,10 +12,12 @@ Each code S^m (L, d) is flattened; "nearest real" is the distance to the nearest
 next to the same distance for the real test clips (what a real clip's neighbourhood looks like). It also
 gives the prediction at r = 1 against the mean predictor.
 
-``run``: trains MCIHN (tiny preset, embedded synthetic data) with ``missing_aug`` 0 and 0.5, and late fusion
-for reference, one folder per model and seed, then ``evaluate_robustness`` on the test split of each
+``run``: trains MCIHN (tiny preset, embedded synthetic data; with ``--data mosi-ta`` the suite's real MOSI
+text + audio development set, ../shared/data/mosi-audio/, auto preset) with ``missing_aug`` 0, 0.25 and 0.5,
+and late fusion for reference (``--variants`` to choose), one folder per model and seed, then ``evaluate_robustness`` on the test split of each
 (r = 0, 0.1, ..., 1, 3 draws per rate). A finished seed is read back, not retrained. ``table`` prints the
-markdown table (mean ± std over the seeds) and the code report of the first seed of each MCIHN variant.
+markdown table (mean ± population std over the seeds), the seed-spread verdict on the complete-data
+validation MAE (``analysis.spread_verdict``) and the code report of the first seed of each MCIHN variant.
 
 Everything on the CPU, one thread (``torch.set_num_threads(1)``); timings are not reported.
 """
@@ -35,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 #: name -> (model kind, config overrides)
 VARIANTS = {
     "MCIHN": ("mcihn", {}),
+    "MCIHN + missing_aug 0.25": ("mcihn", {"missing_aug": 0.25}),
     "MCIHN + missing_aug 0.5": ("mcihn", {"missing_aug": 0.5}),
     "late fusion": ("late", {}),
 }

@@ -171,3 +171,36 @@ def test_a_run_saved_before_the_switch_existed_resumes(small_data, small_cfg, tm
     with pytest.raises(ValueError, match="missing_aug"):  # but not under another value
         run_seed(small_data, small_cfg(epochs=4, missing_aug=0.5), 5, out_dir=tmp_path, device="cpu", resume=True,
                  **quiet)
+
+
+# ----------------------------------------------------------------------------- the train command's flag
+@pytest.fixture(scope="module")
+def small_pickle(tmp_path_factory):
+    from conftest import SMALL_DIMS, SMALL_SPLITS
+    from mcihn.data import write_synthetic
+    path = tmp_path_factory.mktemp("pkl") / "x.pkl"
+    write_synthetic(path, splits=dict(SMALL_SPLITS), dims=dict(SMALL_DIMS), seed=1)
+    return path
+
+
+def _train(args):
+    from mcihn.cli import main
+    try:
+        return main(["train", "--preset", "tiny", "--seeds", "1", "--quiet", *args])
+    except SystemExit as e:
+        return e.code
+
+
+def test_train_flag_sets_the_switch(small_pickle, tmp_path):
+    assert _train(["--data", str(small_pickle), "--epochs", "1", "--missing-aug", "0.3", "--out", str(tmp_path)]) == 0
+    assert load_checkpoint_file(tmp_path / "seed_1" / "best.pt")["config"]["missing_aug"] == 0.3
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--missing-aug", "1.5"], "argument --missing-aug"),
+    (["--model", "late", "--missing-aug", "0.5"], "--missing-aug: option(s) of MCIHN"),
+])
+def test_train_flag_is_checked_before_training(extra, message, small_pickle, tmp_path, capsys):
+    assert _train(["--data", str(small_pickle), "--out", str(tmp_path / "r"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
