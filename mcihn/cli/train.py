@@ -7,7 +7,7 @@ from pathlib import Path
 from ..modalities import parse_modalities
 from ..model.config import MCIHNConfig
 from ..training.registry import MODEL_KINDS
-from .options import (BASELINES, DATASET_CHOICES, NON_NEGATIVE, POSITIVE, POSITIVE_INT, PRESET_CHOICES,
+from .options import (BASELINES, DATASET_CHOICES, NON_NEGATIVE, POSITIVE, POSITIVE_INT, PRESET_CHOICES, RATE,
                       add_run_args, add_threads_arg, modalities_arg)
 
 
@@ -29,6 +29,9 @@ def add_train(sub):
     p.add_argument("--epochs", type=POSITIVE_INT, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--patience", type=POSITIVE_INT, help="early-stopping patience in epochs")
     p.add_argument("--mmd-weight", type=NON_NEGATIVE, help="lambda in L = L_Mul + lambda L_Adp")
+    p.add_argument("--missing-aug", type=RATE,
+                   help="addition: probability per training clip and modality that its input is made missing for the "
+                        "task loss (whole or a random share of its steps set to the training mean); default 0 (off)")
     p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
     p.add_argument("--adv-lr-scale", type=NON_NEGATIVE,
@@ -64,7 +67,8 @@ def add_train(sub):
 #: train options that only MCIHN has: option attribute -> flag.
 MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
               "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale", "schedule": "--schedule",
-              "adv_weight": "--adv-weight", "rec_weight": "--rec-weight", "disc_samples": "--disc-samples", "xi": "--xi"}
+              "adv_weight": "--adv-weight", "rec_weight": "--rec-weight", "disc_samples": "--disc-samples", "xi": "--xi",
+              "missing_aug": "--missing-aug"}
 
 
 def cmd_train(a) -> int:
@@ -128,7 +132,8 @@ def _train_config(a, preset: str, n_train: int | None = None):
                                                    text_lr=a.text_lr).items() if v is not None}}
     if a.model == "mcihn":
         extra = {k: getattr(a, k) for k in ("mmd_weight", "mmd_samples", "adv_lr_scale", "schedule", "adv_weight",
-                                             "rec_weight", "disc_samples", "xi") if getattr(a, k) is not None}
+                                             "rec_weight", "disc_samples", "xi", "missing_aug")
+                 if getattr(a, k) is not None}
         return MCIHNConfig.from_preset(preset, n_train=n_train, modalities=modalities, use_aae=not a.no_aae,
                                        use_cgmm=not a.no_cgmm, **{**training, **extra})
     used = [flag for attr, flag in MCIHN_ONLY.items() if getattr(a, attr) not in (None, False)]

@@ -87,6 +87,17 @@ class MCIHNConfig:
             every positive w_adv tried lost (README, "Where Algorithm 1's weights come from"); w_adv = 0.1 was the
             best positive weight.
         adv_lr_scale: learning-rate factor of the discriminator (and, with "phases", generator) step.
+    Missing modalities (an addition, not in the paper)
+        missing_aug: probability, per training clip and modality, that the input of that modality is made
+            missing for the task loss: with even odds its whole sequence, or a random share of its time steps
+            (uniform in 0-1), is replaced by 0 (the training mean after normalisation), the mask and the label
+            unchanged. 0 (default) = off, the training exactly as without it. Why: a model never shown a
+            missing input maps one to a code unlike any real clip's and its head extrapolates from there
+            (benchmarks/missing_remedy.md); shown some, with their true labels, it learns what missing looks like and
+            to lean on what is left. Training only (never at evaluation), drawn from a random stream of the
+            model's own (saved in checkpoints, so a resumed run continues exactly); the reconstruction term
+            restores the complete input (as EMT-DLFR's restoration). With a fine-tuned text encoder
+            (``text_encoder``), text is left complete (its missing value is a token, not a mean).
     Text encoder (Sec. 4.3)
         text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
             on the pickle's token ids (``model/text_encoder.py``); None = frozen text features.
@@ -113,6 +124,7 @@ class MCIHNConfig:
     adv_weight: float = 0.0
     adv_lr_scale: float = 1.0
     rec_weight: float = 0.1
+    missing_aug: float = 0.0
     schedule: str = "joint"
     disc_samples: str = "tokens"
     xi: str = "orthogonal"
@@ -142,6 +154,8 @@ class MCIHNConfig:
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if not 0 <= self.missing_aug <= 1:
+            raise ValueError(f"missing_aug must be a probability in [0, 1], got {self.missing_aug}")
         if self.dropout >= 1 or self.enc_dropout >= 1:
             raise ValueError(f"dropout and enc_dropout must be < 1, got {self.dropout}, {self.enc_dropout}")
         if not (self.lr > 0 and self.lr < float("inf")):

@@ -69,6 +69,9 @@ class MCIHN(nn.Module):
         self.mmd = (FeatureAdaptiveMMD(self.modalities, d, cfg.mmd_multipliers, cfg.mmd_samples, cfg.xi)
                     if self.use_gate else None)
         self._seed_prior_stream()  # one draw from the global stream, here: the FFM's initial weights follow it
+        # missing_aug's stream, seeded from the prior's seed (no draw from the global stream: off = as before)
+        self._missing = (torch.Generator().manual_seed(self.prior_seed ^ MISSING_SALT) if cfg.missing_aug > 0
+                         else None)
         self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout, cfg.ffm_values)
 
     # ==== the forward pass: encode, gate, fuse ========================================================
@@ -191,17 +194,17 @@ class MCIHN(nn.Module):
 
     def _main_loss(self, batch):
         """Alg. 1 lines 14-23: L_Combined = L_Mul + lambda * L_Adp (Eq. 18-19)."""
-        total, l_mul, l_adp = main_loss(self(batch), batch["label"], self.cfg.mmd_weight)
+        total, l_mul, l_adp = main_loss(self(self.missing_augment(batch)), batch["label"], self.cfg.mmd_weight)
         return total, {"total": total.detach(), "mul": l_mul.detach(), "adp": l_adp.detach()}
 
     def _joint_loss(self, batch):
         """Alg. 1 lines 9-23 in one step: L_Mul + lambda L_Adp + w_rec L_AE + w_adv L_gen."""
         cfg = self.cfg
-        out = self(batch)
+        out = self(self.missing_augment(batch))
         total, l_mul, l_adp = main_loss(out, batch["label"], cfg.mmd_weight)
         logs = {"mul": l_mul.detach(), "adp": l_adp.detach()}
         if self._used(cfg.rec_weight):
-            l_rec = self._reconstruction(batch, out.S)
+            l_rec = self._reconstruction(batch, out.S)  # restores the complete input from the codes
             total = total + cfg.rec_weight * l_rec
             logs["rec"] = l_rec.detach()
         if self._used(cfg.adv_weight):
@@ -209,6 +212,33 @@ class MCIHN(nn.Module):
             total = total + cfg.adv_weight * l_gen
             logs["gen"] = l_gen.detach()
         return total, {"total": total.detach(), **logs}
+
+    # ---- an addition: training with missing inputs (cfg.missing_aug) ---------------------------------
+    def missing_augment(self, batch: dict) -> dict:
+        """The batch the task loss sees: in training mode with ``cfg.missing_aug`` = p > 0, each clip's
+        modality is, with probability p, made missing, half the time its whole sequence and half the time
+        a share u ~ U(0, 1) of its time steps (each independently), by setting it to 0 (the training mean),
+        masks and labels unchanged: what ``experiments.robustness.mask_time_steps`` does at evaluation.
+        Otherwise (p = 0, or eval mode) the batch itself. The draws come from the model's own stream
+        (``generators()["missing"]``), on the CPU, a fixed count per batch: the same on any device, and a
+        resumed run continues them exactly. With a fine-tuned text encoder, text is left as it is."""
+        if self._missing is None or not self.training:
+            return batch
+        out = dict(batch)
+        skip = {"text"} if self.cfg.text_encoder else set()
+        for m in self.modalities:
+            x = batch[m]
+            B, T = x.shape[:2]
+            g = self._missing
+            hit = torch.rand(B, generator=g) < self.cfg.missing_aug  # (B,) this modality of this clip
+            whole = torch.rand(B, generator=g) < 0.5  # (B,) all steps, or a share of them
+            share = torch.rand(B, 1, generator=g)  # (B, 1)
+            steps = torch.rand(B, T, generator=g) < share  # (B, T)
+            if m in skip:
+                continue
+            gone = (hit[:, None] & (whole[:, None] | steps)).to(x.device)  # (B, T)
+            out[m] = x.masked_fill(gone[..., None], 0.0)
+        return out
 
     # ---- random streams of the model's own (saved in checkpoints for resume) -------------------------
     def _seed_prior_stream(self) -> None:
@@ -226,7 +256,14 @@ class MCIHN(nn.Module):
 
     def generators(self) -> dict:
         """Random streams of the model's own, saved in checkpoints so that a resumed run continues exactly."""
-        return {"prior": self._prior} if self._prior is not None else {}
+        gens = {"prior": self._prior} if self._prior is not None else {}
+        if self._missing is not None:
+            gens["missing"] = self._missing
+        return gens
+
+
+#: Mixed into the prior stream's seed to seed the stream of ``missing_augment``.
+MISSING_SALT = 0x6D697373
 
 
 # ==== Eq. 18-19: the task loss of the main and joint phases ===========================================

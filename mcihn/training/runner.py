@@ -212,6 +212,9 @@ def _clean(folder: Path, log) -> None:
 
 #: Config fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
+#: Config fields added after runs were saved, with the value that trains as before they existed: a checkpoint
+#: without the field resumes under that value.
+ADDED_FIELDS = {"missing_aug": 0.0}
 
 
 def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer: Normalizer, path) -> None:
@@ -221,6 +224,7 @@ def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer
         raise ValueError(f"{path}: cannot resume: the run trained model {old_kind!r}, now {new_kind!r}; "
                          "use another --out")
     old, new = ck["config"], cfg.to_dict()
+    old = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **old}
     diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
     if diff:
         raise ValueError(f"{path}: cannot resume: the run was made with a different config ("
