@@ -146,7 +146,11 @@ def metric_points(mean: dict, std: dict, keys, title: str, labels: dict | None =
     (:func:`mcihn.metrics.display_scale`). Returns the figure; the points of a panel are ``ax.lines[0]``."""
     plt = _plt()
     names = list(mean)
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3.4), squeeze=False, layout="constrained")
+    ncols = min(len(keys), 3)  # at most three panels a row: the figure stays readable in a book's text column
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.4 * nrows), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(keys):]:
+        fig.delaxes(ax)  # fig.axes: one panel per key, in order
     colours = [c for c, _ in line_styles(len(names), "cividis")]
     for ax, key in zip(axes.flat, keys):
         k = display_scale(key)
