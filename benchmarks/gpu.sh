@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 14, prepared to run in one go on a CUDA machine, in under 8 minutes:
 #
-#   1. python -m mcihn bench --device cuda, fp32 and --amp (bf16): samples/s, peak GPU memory,
-#      MFU against an fp32 and a bf16 matmul measured in the same run; also the tiny preset
-#   2. MOSI-size synthetic data with the paper's feature sizes (make-synthetic --paper-dims), then
+#   1. MOSI-size synthetic data with the paper's feature sizes (make-synthetic --paper-dims), then
 #      train --preset paper for 5 seeds on it: the wall time of the training (data generation excluded)
-#   3. python -m mcihn bench --extract --preset paper --device cuda (full-size random encoders)
-#   4. pytest -m gpu (tests/test_gpu.py: same seed same metrics, bf16 AMP trains, fused attention)
+#   2. python -m mcihn bench --device cuda --amp (bf16): samples/s, peak GPU memory, MFU against a bf16
+#      matmul measured in the same run
+#   3. pytest -m gpu (tests/test_gpu.py: same seed same metrics, bf16 AMP trains, fused attention)
+#   then bench fp32 (paper and tiny presets) and bench --extract --preset paper (full-size random encoders)
 #
 # Usage:  bash benchmarks/gpu.sh [OUT_DIR]        (PYTHON=... to choose the interpreter)
 # Every step has its own time limit; a failed step is reported and the others still run; the exit
@@ -49,16 +49,12 @@ print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {p.name}, {p.total
       f"bf16 {torch.cuda.is_bf16_supported()}")
 EOF
 
-# 1. training throughput (~20-40 s each: flop count, warm-up, 30 timed steps, two reference matmuls)
-step "bench paper fp32" 90 "$PYTHON" -m mcihn bench --device cuda --preset paper --steps 30 --out "$OUT/bench_paper_fp32.json"
-step "bench paper bf16" 90 "$PYTHON" -m mcihn bench --device cuda --preset paper --steps 30 --amp --out "$OUT/bench_paper_bf16.json"
-step "bench tiny fp32" 60 "$PYTHON" -m mcihn bench --device cuda --preset tiny --steps 30 --out "$OUT/bench_tiny_fp32.json"
-
-# 2. MOSI-size data with the paper's sizes (not timed), then 5 seeds of the paper preset (timed)
+# Most important first (the targets of issue 21), so that a run cut short still answers them.
+# 1. 5 seeds of the paper preset on MOSI-size data with the paper's sizes (data generation not timed)
 step "make-synthetic --paper-dims" 60 "$PYTHON" -m mcihn make-synthetic --paper-dims --out "$OUT/mosi_paper_dims.pkl"
-step "train paper, 5 seeds" 240 "$PYTHON" -m mcihn train --data "$OUT/mosi_paper_dims.pkl" --preset paper --device cuda \
+step "train paper, 5 seeds" 200 "$PYTHON" -m mcihn train --data "$OUT/mosi_paper_dims.pkl" --preset paper --device cuda \
     --quiet --out "$OUT/train_paper"
-"$PYTHON" - "$OUT/train_paper" <<'EOF'
+"$PYTHON" - "$OUT/train_paper" <<'PYEOF'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
@@ -67,13 +63,19 @@ for s in sorted(out.glob("seed_*")):
     r = json.loads((s / "result.json").read_text()) if (s / "result.json").exists() else {}
     print(f"  {s.name}: {len(h)} epochs, {sum(e['time_s'] for e in h):.1f} s in epochs"
           + (f", train_time_s {r['train_time_s']}, test MAE {r['test']['MAE']:.4f}" if r else " (unfinished)"))
-EOF
+PYEOF
 
-# 3. feature extraction with full-size random-weight encoders (writing the models to disk is not timed)
-step "bench --extract paper" 150 "$PYTHON" -m mcihn bench --extract --preset paper --device cuda --out "$OUT/bench_extract.json"
+# 2. training throughput (~20-40 s each: flop count, warm-up, 30 timed steps, two reference matmuls)
+step "bench paper bf16" 80 "$PYTHON" -m mcihn bench --device cuda --preset paper --steps 30 --amp --out "$OUT/bench_paper_bf16.json"
 
-# 4. the GPU tests
-step "pytest -m gpu" 120 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider -o addopts="-ra" tests
+# 3. the GPU tests (only tests/test_gpu.py is collected: the other test files need the dev extras)
+step "pytest -m gpu" 100 "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider -o addopts="-ra" tests/test_gpu.py
+
+step "bench paper fp32" 80 "$PYTHON" -m mcihn bench --device cuda --preset paper --steps 30 --out "$OUT/bench_paper_fp32.json"
+step "bench tiny fp32" 50 "$PYTHON" -m mcihn bench --device cuda --preset tiny --steps 30 --out "$OUT/bench_tiny_fp32.json"
+
+# 4. feature extraction with full-size random-weight encoders (writing the models to disk is not timed)
+step "bench --extract paper" 120 "$PYTHON" -m mcihn bench --extract --preset paper --device cuda --out "$OUT/bench_extract.json"
 
 echo
 echo "=== done in $(( $(date +%s) - T_START )) s; JSON under $OUT"
