@@ -11,8 +11,8 @@ from conftest import SMALL_DIMS, make_batch
 from mcihn.cli import main
 from mcihn.data import load_mmsa
 from mcihn.training.registry import make_config
-from mcihn.experiments.robustness import (DEFAULT_RATES, area_under_curve, drop_modality, evaluate_robustness, mask_time_steps,
-                              plot_robustness, robustness_curve)
+from mcihn.experiments.robustness import (DEFAULT_RATES, area_under_curve, combine_seeds, drop_modality,
+                                         evaluate_robustness, mask_time_steps, plot_robustness, robustness_curve)
 from mcihn.training.runner import evaluate_checkpoint, load_model, run_seed
 from mcihn.data import write_synthetic
 
@@ -158,3 +158,60 @@ def test_robustness_command_errors(trained, tmp_path, capsys):
                "--rates", "0", "--out", str(tmp_path / "r")])
     assert rc == 2 and "--metric Acc-9" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+# ----------------------------------------------------------------------------- over seeds (AUILC)
+@pytest.fixture(scope="module")
+def second_seed(trained, tmp_path_factory):
+    """A second seed of the MCIHN of ``trained``, on the same pickle."""
+    path, data, cks = trained
+    out = tmp_path_factory.mktemp("robust2") / "mcihn"
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_seed(data, make_config("mcihn", "tiny", epochs=3), 2, out_dir=out, device="cpu", **QUIET)
+    finally:
+        torch.set_num_threads(old)
+    return out / "best.pt"
+
+
+def test_combine_seeds_is_the_mean_and_spread_over_seeds(trained, second_seed):
+    path, _, cks = trained
+    rates = (0.0, 0.5, 1.0)
+    a, b = (evaluate_robustness(c, path, rates=rates, repeats=2) for c in (cks["mcihn"], second_seed))
+    assert a["full"]["MAE"] != b["full"]["MAE"], "two seeds, two models"
+    both = combine_seeds([a, b])
+    assert both["seeds"] == 2 and both["rates"] == [0.0, 0.5, 1.0] and both["variant"] == a["variant"]
+    for i in range(3):
+        pair = [a["metrics"]["MAE"][i], b["metrics"]["MAE"][i]]
+        assert both["metrics"]["MAE"][i] == pytest.approx(np.mean(pair))
+        assert both["std"]["MAE"][i] == pytest.approx(np.std(pair))
+    # AUILC: the mean of the seeds' areas, which is also the area of the mean curve (the trapezoid rule is linear)
+    assert both["auc"]["MAE"] == pytest.approx((a["auc"]["MAE"] + b["auc"]["MAE"]) / 2)
+    assert both["auc"]["MAE"] == pytest.approx(area_under_curve(both["rates"], both["metrics"]["MAE"]))
+    assert both["auc_std"]["MAE"] == pytest.approx(abs(a["auc"]["MAE"] - b["auc"]["MAE"]) / 2)
+    assert both["dropped"]["text"]["MAE"] == pytest.approx((a["dropped"]["text"]["MAE"] + b["dropped"]["text"]["MAE"]) / 2)
+    undefined = {**b, "auc": {**b["auc"], "Corr": None}}  # as for a seed that predicts a constant at r = 1
+    assert combine_seeds([a, undefined])["auc"]["Corr"] is None, "undefined for one seed: undefined in the mean"
+    assert [s["checkpoint"] for s in both["per_seed"]] == [str(cks["mcihn"]), str(second_seed)]
+    with pytest.raises(ValueError, match="differ in 'model'"):
+        combine_seeds([a, evaluate_robustness(cks["late"], path, rates=rates, repeats=2)])
+    with pytest.raises(ValueError, match="differ in 'rates'"):
+        combine_seeds([a, evaluate_robustness(second_seed, path, rates=(0.0, 1.0), repeats=2)])
+
+
+def test_robustness_command_over_seeds(trained, second_seed, tmp_path, capsys):
+    path, _, cks = trained
+    out = tmp_path / "r2"
+    rc = main(["robustness", "--checkpoint", str(cks["mcihn"]), str(second_seed), "--data", str(path),
+               "--rates", "0", "0.5", "1", "--repeats", "1", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "mean ± std over 2 seeds" in printed and "(AUILC)" in printed and "mean predictor" in printed
+    res = json.loads((out / "robustness.json").read_text())
+    assert res["seeds"] == 2 and len(res["per_seed"]) == 2 and set(res["auc_std"]) == set(res["auc"])
+    assert (out / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rc = main(["robustness", "--checkpoint", str(cks["mcihn"]), str(tmp_path / "nope.pt"), "--data", str(path),
+               "--out", str(tmp_path / "r3")])
+    assert rc != 0 and "nope.pt" in capsys.readouterr().err
+    assert not (tmp_path / "r3" / "robustness.json").exists()

@@ -10,7 +10,9 @@ from .options import DATASET_CHOICES, POSITIVE_INT, RATE, add_threads_arg
 def add_robustness(sub):
     p = sub.add_parser("robustness", help="a trained model with each modality dropped and with a growing share "
                                           "of time steps missing; writes DIR/robustness.json and .png")
-    p.add_argument("--checkpoint", required=True, help=f"best.pt of any model ({', '.join(MODEL_KINDS)})")
+    p.add_argument("--checkpoint", required=True, nargs="+",
+                   help=f"best.pt of any model ({', '.join(MODEL_KINDS)}); several seeds of one model give the mean "
+                        "and std over seeds (EMT-DLFR's AUILC protocol), e.g. runs/x/seed_*/best.pt")
     p.add_argument("--data", help="MMSA pickle (default: the embedded synthetic data, if the model was trained on it)")
     p.add_argument("--dataset", choices=DATASET_CHOICES, help="label range and metrics (default: from the pickle)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split to score (default test)")
@@ -37,23 +39,33 @@ def cmd_robustness(a) -> int:
 
 
 def _robustness(a, out: Path) -> int:
-    from ..experiments.robustness import DEFAULT_RATES, evaluate_robustness, plot_robustness
+    from ..experiments.robustness import DEFAULT_RATES, combine_seeds, evaluate_robustness, plot_robustness
     from ..utils import atomic_write_bytes, atomic_write_json
 
-    res = evaluate_robustness(a.checkpoint, a.data, split=a.split, dataset=a.dataset,
-                              rates=a.rates if a.rates else DEFAULT_RATES, repeats=a.repeats, seed=a.seed,
-                              device=a.device)
+    missing = [c for c in a.checkpoint if not Path(c).is_file()]
+    if missing:  # every file before any is scored
+        raise FileNotFoundError(f"--checkpoint {missing[0]}: no such file")
+    per_seed = [evaluate_robustness(c, a.data, split=a.split, dataset=a.dataset,
+                                    rates=a.rates if a.rates else DEFAULT_RATES, repeats=a.repeats, seed=a.seed,
+                                    device=a.device) for c in a.checkpoint]
+    res = per_seed[0] if len(per_seed) == 1 else combine_seeds(per_seed)
     if a.metric not in res["metrics"]:
         raise ValueError(f"--metric {a.metric}: not a metric of {res['dataset']}; choose from {sorted(res['metrics'])}")
-    print(f"{res['variant']} on {res['split']} ({'SYNTHETIC ' if res['synthetic'] else ''}{res['dataset']}), "
-          f"{a.metric}:")
-    print("  all present      " + f"{res['full'][a.metric]:.4f}")
+    k = a.metric
+
+    def show(v, s=None):
+        return "undefined" if v is None else f"{v:.4f}" + ("" if s is None else f" ± {s:.4f}")
+
+    over = f", mean ± std over {res['seeds']} seeds" if "seeds" in res else ""
+    print(f"{res['variant']} on {res['split']} ({'SYNTHETIC ' if res['synthetic'] else ''}{res['dataset']}), {k}{over}:")
+    print("  all present      " + show(res["full"][k], res.get("full_std", {}).get(k)))
     for m, metrics in res["dropped"].items():
-        print(f"  {m + ' dropped':<16} {metrics[a.metric]:.4f}")
-    for r, v in zip(res["rates"], res["metrics"][a.metric]):
-        print(f"  missing rate {r:<4g} " + ("-" if v is None else f"{v:.4f}"))
-    auc = res["auc"][a.metric]
-    print("  area under the curve " + ("undefined" if auc is None else f"{auc:.4f}"))
+        print(f"  {m + ' dropped':<16} " + show(metrics[k], res.get("dropped_std", {}).get(m, {}).get(k)))
+    for i, (r, v) in enumerate(zip(res["rates"], res["metrics"][k])):
+        print(f"  missing rate {r:<4g} " + show(v, res["std"][k][i] if "seeds" in res else None))
+    print("  area under the curve (AUILC) " + show(res["auc"][k], res.get("auc_std", {}).get(k)))
+    if res.get("mean_predictor") and res["mean_predictor"].get(k) is not None:
+        print(f"  mean predictor   {res['mean_predictor'][k]:.4f}")
     import io
 
     import matplotlib.pyplot as plt

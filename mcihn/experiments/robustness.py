@@ -157,6 +157,51 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
             "mean_predictor": mean_predictor}
 
 
+def combine_seeds(results: list) -> dict:
+    """EMT-DLFR's AUILC protocol over seeds: one result of :func:`evaluate_robustness` per seed (the same kind of
+    model on the same data, split and rates) -> one result of the same shape, averaged over the seeds.
+
+    "metrics" / "full" / "dropped" hold the means over seeds, "std" / "full_std" / "dropped_std" the population
+    standard deviations over seeds (of the per-seed means over random draws); "auc" is the mean of the seeds'
+    areas under the curve (AUILC: the trapezoid area over r = 0..1, which for evenly spaced rates from 0 to 1 is
+    the curve's average height) and "auc_std" their spread; "per_seed" keeps each seed's checkpoint, full-data
+    metrics and areas. A value undefined for one seed (Corr of a constant prediction) is undefined (None) in
+    the mean. Refuses results that are not comparable (other model, data, split or rates).
+    """
+    if not results:
+        raise ValueError("combine_seeds: no results")
+    first = results[0]
+    for key in ("model", "variant", "dataset", "data_source", "split", "rates", "repeats", "seed"):
+        values = {str(r.get(key)) for r in results}
+        if len(values) > 1:
+            raise ValueError(f"combine_seeds: the results differ in {key!r} ({sorted(values)}): "
+                             "combine seeds of one model on one data set, split and set of rates")
+
+    def mean_std(values):
+        if any(v is None for v in values):
+            return None, None
+        return float(np.mean(values)), float(np.std(values))
+
+    keys = list(first["metrics"])
+    metrics, std = {}, {}
+    for k in keys:
+        pairs = [mean_std([r["metrics"][k][i] for r in results]) for i in range(len(first["rates"]))]
+        metrics[k], std[k] = [p[0] for p in pairs], [p[1] for p in pairs]
+    auc = {k: mean_std([r["auc"][k] for r in results]) for k in keys}
+    full = {k: mean_std([r["full"][k] for r in results]) for k in keys}
+    dropped = {m: {k: mean_std([r["dropped"][m][k] for r in results]) for k in keys} for m in first["dropped"]}
+    return {**{k: first[k] for k in ("model", "variant", "dataset", "data_source", "synthetic", "split", "rates",
+                                     "repeats", "seed", "modalities") if k in first},
+            "seeds": len(results), "checkpoints": [r.get("checkpoint") for r in results],
+            "metrics": metrics, "std": std,
+            "auc": {k: v[0] for k, v in auc.items()}, "auc_std": {k: v[1] for k, v in auc.items()},
+            "full": {k: v[0] for k, v in full.items()}, "full_std": {k: v[1] for k, v in full.items()},
+            "dropped": {m: {k: v[0] for k, v in d.items()} for m, d in dropped.items()},
+            "dropped_std": {m: {k: v[1] for k, v in d.items()} for m, d in dropped.items()},
+            "mean_predictor": first.get("mean_predictor"),
+            "per_seed": [{"checkpoint": r.get("checkpoint"), "full": r["full"], "auc": r["auc"]} for r in results]}
+
+
 def _data_for(ck: dict, checkpoint, data, dataset):
     from ..data import MultimodalData
     from ..training.runner import load_data_for
@@ -192,7 +237,11 @@ def plot_robustness(results: dict, metric: str = "MAE", ax=None, path=None):
             raise ValueError(f"no metric {metric!r}; have {sorted(res['metrics'])}")
         y = [np.nan if v is None else v for v in res["metrics"][metric]]
         auc = res["auc"][metric]
-        ax.plot(res["rates"], y, marker="o", label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+        line, = ax.plot(res["rates"], y, marker="o", label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+        if res.get("seeds", 1) > 1:  # combine_seeds: one standard deviation over seeds, shaded
+            s = np.array([np.nan if v is None else v for v in res["std"][metric]], dtype=float)
+            ax.fill_between(res["rates"], np.array(y, dtype=float) - s, np.array(y, dtype=float) + s,
+                            color=line.get_color(), alpha=0.2, linewidth=0)
     floor = next((res["mean_predictor"].get(metric) for res in curves.values() if res.get("mean_predictor")), None)
     if floor is not None:  # the same split for every curve: one line
         ax.axhline(floor, color="0.4", linestyle="--", linewidth=1, label=f"mean predictor ({floor:.3f})")
