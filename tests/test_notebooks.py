@@ -275,6 +275,7 @@ def test_08_missing_modalities(executed):
     assert v["a"] == pytest.approx([abs(x - floor) for x in plain]) and v["b"] == pytest.approx([abs(x - floor) for x in fixed])
     assert v["exceeds_spread"] and v["better"] == remedy, v["sentence"]
     assert r["verdicts"]["r1 MCIHN vs mean predictor"]["better"] == "mean predictor"
+    assert curves["MCIHN"]["std"][-1] > curves[remedy]["std"][-1], "the summary: without it, seeds differ more at r = 1"
     # the remedy falls back to the mean predictor at r = 1, and so do the two baselines (the summary says so)
     assert abs(sum(fixed) / len(fixed) - floor) < 0.1, (fixed, floor)
     for name in ("late fusion", "TFN"):
