@@ -46,45 +46,16 @@ VARIANTS = {
 
 
 # ---------------------------------------------------------------------------------------------- the cause
-@torch.no_grad()
 def code_report(checkpoint, data=None) -> dict:
-    """Per modality: the norm of the codes of real test clips and of the all-missing input, the distance of
-    each to the nearest training-clip code; and the predictions at r = 1 against the mean label."""
-    from mcihn.experiments.robustness import _data_for, mask_time_steps
+    """:func:`mcihn.experiments.robustness.code_report` of a saved MCIHN model on its own data (train and test
+    splits, the checkpoint's normaliser)."""
+    from mcihn.experiments.robustness import _data_for, code_report as report
     from mcihn.training.runner import load_model
-    from mcihn.training.steps import predict
 
     model, cfg, normalizer, ck = load_model(checkpoint)
     data = _data_for(ck, checkpoint, data, None)
-    model.eval()
     t = {s: normalizer.transform(data[s]).to_tensors(cfg.modalities) for s in ("train", "test")}
-    missing = mask_time_steps(t["test"], 1.0)
-    codes = {s: model.encode(t[s]) for s in ("train", "test")}
-    codes_missing = model.encode(missing)
-    out = {"modalities": {}}
-    for m in cfg.modalities:
-        tr = codes["train"][m].flatten(1)  # (N_train, L*d)
-        te, mi = codes["test"][m].flatten(1), codes_missing[m].flatten(1)
-        nn_te = torch.cdist(te, tr).min(dim=1).values
-        nn_mi = torch.cdist(mi, tr).min(dim=1).values
-        centre = tr.mean(dim=0)
-        out["modalities"][m] = {
-            "norm real": float(te.norm(dim=1).mean()), "norm missing": float(mi.norm(dim=1).mean()),
-            "nearest real, real test clips (median)": float(nn_te.median()),
-            "nearest real, real test clips (95th pct)": float(torch.quantile(nn_te, 0.95)),
-            "nearest real, all-missing (median)": float(nn_mi.median()),
-            "to the mean real code, real (median)": float((te - centre).norm(dim=1).median()),
-            "to the mean real code, all-missing (median)": float((mi - centre).norm(dim=1).median()),
-            "spread of the all-missing codes (median to their mean)":
-                float((mi - mi.mean(dim=0)).norm(dim=1).median()),
-        }
-    pred, _ = predict(model, missing)
-    y = t["test"]["label"]
-    mean_label = float(t["train"]["label"].mean())
-    out["r=1"] = {"prediction mean": float(pred.mean()), "prediction std": float(pred.std()),
-                  "training mean label": mean_label, "MAE": float((pred - y).abs().mean()),
-                  "mean predictor MAE": float((mean_label - y).abs().mean())}
-    return out
+    return report(model, t["train"], t["test"])
 
 
 def print_code_report(rep: dict, name: str = "") -> str:

@@ -115,6 +115,28 @@ def test_cached_seed_trains_once_then_reads_back(small_settings, torch_single_th
     assert all("mmd" not in h for h in bimodal["history"])
 
 
+def test_model_config_trains_a_baseline_like_mcihn(small_settings, torch_single_thread):
+    from mcihn.baselines import LateFusionConfig
+    cfg = small_settings.model_config("late")
+    assert isinstance(cfg, LateFusionConfig) and cfg.epochs == 2 and cfg.batch_size == nbu.session.QUICK_BATCH
+    assert small_settings.model_config("mcihn") == small_settings.config()
+    run = nbu.cached_seed(small_settings, cfg, 1)  # a baseline through the cache (no MMD probe)
+    assert run["folder"].parent == nbu.run_folder(small_settings, cfg) and "mmd" not in run["history"][0]
+    assert nbu.cached_seed(small_settings, cfg, 1)["cached"]
+
+
+def test_pca_2d_projects_on_the_first_two_axes_of_the_fitted_rows():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 5)) * [5.0, 2.0, 0.3, 0.2, 0.1] + 7.0
+    fit, some = analysis.pca_2d(x, x[:10])
+    np.testing.assert_allclose(some, fit[:10])
+    np.testing.assert_allclose(fit.mean(0), 0, atol=1e-9)
+    var = fit.var(0)
+    assert var[0] == pytest.approx(25, rel=0.2) and var[1] == pytest.approx(4, rel=0.2)
+    # a linear map: the projected distance of two points never exceeds their distance
+    assert np.linalg.norm(fit[0] - fit[1]) <= np.linalg.norm(x[0] - x[1]) + 1e-9
+
+
 def test_the_mmd_probe_does_not_change_training(small_settings, torch_single_thread, quiet):
     from mcihn.training.runner import run_seed
     cfg = _tiny(small_settings)
@@ -206,6 +228,17 @@ def test_plots_are_titled_and_labelled(small_data):
 
     fig, ax = plt.subplots()
     plots.pred_vs_label(ax, np.zeros(4), np.arange(4.0) - 2, "p", constant=0.1)
+    _labelled(fig)
+    plt.close(fig)
+
+    curve = {"rates": [0.0, 0.5, 1.0], "per_seed": [[0.6, 0.8, 1.2], [0.7, 0.9, 1.0]], "mean": [0.65, 0.85, 1.1],
+             "std": [0.05, 0.05, 0.1], "auc": [0.85, 0.875]}
+    fig, axes = plt.subplots(1, 2)
+    plots.robustness_bands(axes[0], {"A": curve, "B": curve}, floor=1.0, title="r")
+    assert list(axes[0].lines[0].get_ydata()) == pytest.approx(curve["mean"])
+    assert "mean predictor (1.000)" in [t.get_text() for t in axes[0].get_legend().get_texts()]
+    codes = np.random.default_rng(1).normal(size=(30, 6))
+    plots.missing_codes(axes[1], codes, codes[:5], np.zeros((3, 6)), labels=np.arange(5.0), title="c")
     _labelled(fig)
     plt.close(fig)
 

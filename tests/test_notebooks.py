@@ -256,3 +256,59 @@ def test_07_tuning(executed):
                                           abs=1e-9)
     assert set(r["param_effects"]) >= {"mmd_weight", "lr"}
 
+
+
+def test_08_missing_modalities(executed):
+    res = executed("08_missing_modalities")
+    r, text = res["record"], _stream_text(res["nb"])
+    remedy = f"MCIHN + missing_aug {r['missing_aug']}"
+    curves, floor = r["curves"], r["mean_predictor_test_mae"]
+    assert set(curves) == {"MCIHN", remedy, "late fusion", "TFN"}
+    for name, c in curves.items():
+        assert len(c["per_seed"]) == len(r["seeds"]) >= 2, name
+        assert c["rates"][0] == 0 and c["rates"][-1] == 1 and len(c["rates"]) == 11, name
+        assert set(c["dropped"]) == {"text", "audio", "vision"}, name
+        assert c["mean"][0] == pytest.approx(float(sum(c["full"]) / len(c["full"])), abs=1e-6), name  # r = 0: complete
+    # the failure: without the remedy, r = 1 is farther from the mean predictor than with it, beyond the seed spread
+    plain, fixed = curves["MCIHN"]["last"], curves[remedy]["last"]
+    v = r["verdicts"]["r1 distance to the mean predictor"]
+    assert v["a"] == pytest.approx([abs(x - floor) for x in plain]) and v["b"] == pytest.approx([abs(x - floor) for x in fixed])
+    assert v["exceeds_spread"] and v["better"] == remedy, v["sentence"]
+    assert r["verdicts"]["r1 MCIHN vs mean predictor"]["better"] == "mean predictor"
+    assert curves["MCIHN"]["std"][-1] > curves[remedy]["std"][-1], "the summary: without it, seeds differ more at r = 1"
+    # the remedy falls back to the mean predictor at r = 1, and so do the two baselines (the summary says so)
+    assert abs(sum(fixed) / len(fixed) - floor) < 0.1, (fixed, floor)
+    for name in ("late fusion", "TFN"):
+        assert abs(sum(curves[name]["last"]) / len(r["seeds"]) - floor) < 0.1, name
+    # the cause: the all-missing codes lie farther from the training codes without the remedy than with it
+    ratio = r["code_ratio"]
+    v = r["verdicts"]["code ratio"]
+    assert v["a"] == pytest.approx(ratio["MCIHN"]) and v["b"] == pytest.approx(ratio[remedy])
+    assert v["exceeds_spread"] and v["better"] == remedy, v["sentence"]
+    assert min(ratio["MCIHN"]) > 1.0, "without the remedy the all-missing codes lie farther out than a real clip's"
+    assert sum(ratio[remedy]) / len(ratio[remedy]) < 1.5, "with it, about as near the training codes as a real clip's"
+    for name, per_seed in r["codes"].items():
+        for seed_codes, seed_ratio in zip(per_seed, ratio[name]):
+            assert seed_ratio == pytest.approx(sum(m["distance ratio"] for m in seed_codes.values()) / len(seed_codes))
+    # the price: both settings' complete-data validation MAE, over the same seeds
+    v = r["verdicts"]["complete valid"]
+    assert v["a"] == pytest.approx(r["valid"][remedy]) and v["b"] == pytest.approx(r["valid"]["MCIHN"])
+    # every verdict: its numbers recomputed from the values it compared, and its sentence printed where stated
+    assert len(r["verdicts"]) == 3 * 5 + 5
+    for key, v in r["verdicts"].items():
+        n_a, n_b = len(v["a"]), len(v["b"])
+        ma, mb = sum(v["a"]) / n_a, sum(v["b"]) / n_b
+        sa = math.sqrt(sum((x - ma) ** 2 for x in v["a"]) / n_a)
+        sb = math.sqrt(sum((x - mb) ** 2 for x in v["b"]) / n_b)
+        assert v["difference"] == pytest.approx(ma - mb, abs=1e-9), key
+        assert v["spread"] == pytest.approx(sa + sb, abs=1e-9), key
+        assert v["exceeds_spread"] == (abs(ma - mb) > sa + sb), key
+        if ":" in key:  # section 5's table: the values are the curves' numbers
+            measure, pair = key.split(": ", 1)
+            other = pair.split(" vs ")[1]
+            get = {"r = 1": lambda c: c["last"], "AUC of MAE": lambda c: c["auc"]}.get(
+                measure, lambda c: c["dropped"][measure.removesuffix(" dropped")])
+            assert v["a"] == pytest.approx(get(curves[remedy])) and v["b"] == pytest.approx(get(curves[other])), key
+    for key in ("r1 MCIHN vs mean predictor", "code ratio", "r1 distance to the mean predictor", "complete valid",
+                "complete test", f"r = 1: {remedy} vs MCIHN"):
+        assert r["verdicts"][key]["sentence"] in text, key

@@ -11,8 +11,9 @@ from conftest import SMALL_DIMS, make_batch
 from mcihn.cli import main
 from mcihn.data import load_mmsa
 from mcihn.training.registry import make_config
-from mcihn.experiments.robustness import (DEFAULT_RATES, area_under_curve, combine_seeds, drop_modality,
-                                         evaluate_robustness, mask_time_steps, plot_robustness, robustness_curve)
+from mcihn.experiments.robustness import (DEFAULT_RATES, area_under_curve, code_report, combine_seeds,
+                                         drop_modality, evaluate_robustness, mask_time_steps, plot_robustness,
+                                         robustness_curve, summarize_curves)
 from mcihn.training.runner import evaluate_checkpoint, load_model, run_seed
 from mcihn.data import write_synthetic
 
@@ -215,3 +216,44 @@ def test_robustness_command_over_seeds(trained, second_seed, tmp_path, capsys):
                "--out", str(tmp_path / "r3")])
     assert rc != 0 and "nope.pt" in capsys.readouterr().err
     assert not (tmp_path / "r3" / "robustness.json").exists()
+
+
+# ----------------------------------------------------------------------------- the cause, and curves over seeds
+def test_code_report_measures_the_all_missing_codes_against_real_ones(trained):
+    _, data, cks = trained
+    model, cfg, normalizer, _ = load_model(cks["mcihn"])
+    t = {s: normalizer.transform(data[s]).to_tensors(cfg.modalities) for s in ("train", "test")}
+    rep = code_report(model, t["train"], t["test"], batch_size=7, codes=True)  # batches of 7: same as one pass
+    with torch.no_grad():
+        whole = {m: s.flatten(1).numpy() for m, s in model.eval().encode(mask_time_steps(t["test"], 1.0)).items()}
+        real = {m: s.flatten(1) for m, s in model.encode(t["train"]).items()}
+    assert set(rep["modalities"]) == set(cfg.modalities)
+    for m, r in rep["modalities"].items():
+        np.testing.assert_allclose(rep["codes"]["missing"][m], whole[m], atol=1e-5)
+        assert rep["codes"]["train"][m].shape == (len(data["train"]), cfg.latent_len * cfg.latent_dim)
+        nearest = torch.cdist(torch.as_tensor(whole[m]), real[m]).min(dim=1).values.median()
+        assert r["nearest real, all-missing (median)"] == pytest.approx(float(nearest), rel=1e-4)
+        assert r["distance ratio"] == pytest.approx(r["nearest real, all-missing (median)"]
+                                                    / r["nearest real, real test clips (median)"])
+        assert r["nearest real, real test clips (95th pct)"] >= r["nearest real, real test clips (median)"] > 0
+    res = evaluate_robustness(cks["mcihn"], data)
+    assert rep["r=1"]["MAE"] == pytest.approx(res["metrics"]["MAE"][-1], abs=1e-4)  # r = 1 as the curve has it
+    assert rep["r=1"]["mean predictor MAE"] == pytest.approx(res["mean_predictor"]["MAE"], abs=1e-4)  # metrics: 4 decimals
+    assert "codes" not in code_report(model, t["train"], t["test"])
+
+
+def test_summarize_curves_over_seeds(trained):
+    _, data, cks = trained
+    runs = [evaluate_robustness(cks[k], data, rates=(0, 0.5, 1), repeats=2) for k in ("mcihn", "late")]
+    s = summarize_curves(runs)
+    per_seed = np.array([r["metrics"]["MAE"] for r in runs])
+    assert s["rates"] == [0.0, 0.5, 1.0]
+    np.testing.assert_allclose(s["per_seed"], per_seed)
+    assert s["mean"] == pytest.approx(per_seed.mean(0).tolist()) and s["std"] == pytest.approx(per_seed.std(0).tolist())
+    assert s["last"] == pytest.approx(per_seed[:, -1].tolist()) and s["auc"] == [r["auc"]["MAE"] for r in runs]
+    assert s["full"] == [r["full"]["MAE"] for r in runs]
+    assert s["dropped"]["text"] == [r["dropped"]["text"]["MAE"] for r in runs]
+    with pytest.raises(ValueError, match="different rates"):
+        summarize_curves([runs[0], evaluate_robustness(cks["late"], data, rates=(0, 1))])
+    with pytest.raises(ValueError, match="no results"):
+        summarize_curves([])

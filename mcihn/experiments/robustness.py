@@ -15,7 +15,11 @@ told which steps are missing (as with a sensor that drops out). At rate 0 nothin
 curve starts exactly at the plain evaluation; at rate 1 every input is at its mean.
 
 Each rate is drawn ``repeats`` times with different random masks (seeded: the same call gives the
-same curve) and the metrics are averaged over the draws.
+same curve) and the metrics are averaged over the draws. :func:`summarize_curves` gathers one model's
+curves over seeds.
+
+Why MCIHN trained on complete data degrades: :func:`code_report` measures where its encoders put an
+all-missing input against the codes of real clips (``benchmarks/missing_remedy.py`` and notebook 08 use it).
 
 From a notebook::
 
@@ -259,3 +263,83 @@ def plot_robustness(results: dict, metric: str = "MAE", ax=None, path=None):
         fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120)
         atomic_write_bytes(path, buf.getvalue())
     return fig
+
+
+# ------------------------------------------------------------------------------------------ the cause (MCIHN)
+@torch.no_grad()
+def code_report(model, train: dict, test: dict, batch_size: int = 256, codes: bool = False) -> dict:
+    """Where the encoders of an MCIHN ``model`` put an all-missing input, against the codes of real clips.
+
+    train, test: normalised tensors of two splits (``analysis.model_inputs``), on the model's device. The
+    all-missing input is ``mask_time_steps(test, 1.0)``: every step 0 (the training mean), masks unchanged,
+    what the model sees at missing rate 1. Each code S^m (L, d) is flattened to one vector per clip.
+
+    Returns {"modalities": {m: {"norm real", "norm missing" (mean vector norms of the real test codes and of the
+    all-missing codes), "nearest real, real test clips (median)" / "(95th pct)" (each real test code's distance
+    to its nearest training code: what a real clip's neighbourhood looks like), "nearest real, all-missing
+    (median)", "to the mean real code, real (median)", "to the mean real code, all-missing (median)",
+    "spread of the all-missing codes (median to their mean)", "distance ratio" (all-missing median over the
+    real test clips' median: above 1, the all-missing input lies farther from the training codes than a
+    real clip does)}}, "r=1": {"prediction mean", "prediction std", "training mean label", "MAE", "mean
+    predictor MAE"}}; with ``codes=True`` also "codes": {"train", "test", "missing"} -> {m: (N, L*d) arrays}.
+    """
+    from ..training.trainer import iterate_batches
+
+    model.eval()
+    missing = mask_time_steps(test, 1.0)
+
+    def encode(tensors):
+        parts: dict = {}
+        for batch in iterate_batches(tensors, batch_size):
+            for m, s in model.encode(batch).items():
+                parts.setdefault(m, []).append(s.flatten(1).float().cpu())
+        return {m: torch.cat(v) for m, v in parts.items()}  # m -> (N, L*d)
+
+    enc = {"train": encode(train), "test": encode(test), "missing": encode(missing)}
+    out: dict = {"modalities": {}}
+    for m in enc["train"]:
+        tr, te, mi = enc["train"][m], enc["test"][m], enc["missing"][m]
+        nn_te = torch.cdist(te, tr).min(dim=1).values
+        nn_mi = torch.cdist(mi, tr).min(dim=1).values
+        centre = tr.mean(dim=0)
+        out["modalities"][m] = {
+            "norm real": float(te.norm(dim=1).mean()), "norm missing": float(mi.norm(dim=1).mean()),
+            "nearest real, real test clips (median)": float(nn_te.median()),
+            "nearest real, real test clips (95th pct)": float(torch.quantile(nn_te, 0.95)),
+            "nearest real, all-missing (median)": float(nn_mi.median()),
+            "to the mean real code, real (median)": float((te - centre).norm(dim=1).median()),
+            "to the mean real code, all-missing (median)": float((mi - centre).norm(dim=1).median()),
+            "spread of the all-missing codes (median to their mean)": float((mi - mi.mean(dim=0)).norm(dim=1).median()),
+            "distance ratio": float(nn_mi.median() / nn_te.median().clamp_min(1e-12)),
+        }
+    pred, _ = predict(model, missing, batch_size)
+    pred = pred.float().cpu()
+    y = test["label"].float().cpu()
+    mean_label = float(train["label"].float().mean())
+    out["r=1"] = {"prediction mean": float(pred.mean()), "prediction std": float(pred.std()),
+                  "training mean label": mean_label, "MAE": float((pred - y).abs().mean()),
+                  "mean predictor MAE": float((mean_label - y).abs().mean())}
+    if codes:
+        out["codes"] = {k: {m: v.numpy() for m, v in e.items()} for k, e in enc.items()}
+    return out
+
+
+def summarize_curves(results, metric: str = "MAE") -> dict:
+    """One model's :func:`robustness_curve` results over seeds (a list, one per seed), for ``metric``, kept
+    per seed (what :func:`mcihn.notebook.analysis.spread_verdict` compares); :func:`combine_seeds` gives the
+    means and spreads of every metric instead, for the command line and the tables.
+
+    Returns {"rates", "per_seed": [[value per rate] per seed], "mean", "std" (population std over seeds,
+    per rate), "auc": [area per seed], "full": [complete-data value per seed], "last": [value at the last
+    rate per seed] and "dropped": {m: [value with m dropped, per seed]}}. The rates must agree."""
+    results = list(results)
+    if not results:
+        raise ValueError("summarize_curves: no results")
+    rates = results[0]["rates"]
+    if any(r["rates"] != rates for r in results):
+        raise ValueError("summarize_curves: the results were measured at different rates")
+    per_seed = np.asarray([[np.nan if v is None else v for v in r["metrics"][metric]] for r in results], dtype=float)
+    return {"rates": list(rates), "per_seed": per_seed.tolist(), "mean": per_seed.mean(axis=0).tolist(),
+            "std": per_seed.std(axis=0).tolist(), "auc": [r["auc"][metric] for r in results],
+            "full": [r["full"][metric] for r in results], "last": per_seed[:, -1].tolist(),
+            "dropped": {m: [r["dropped"][m][metric] for r in results] for m in results[0]["dropped"]}}

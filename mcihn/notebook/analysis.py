@@ -7,7 +7,8 @@
   :func:`position_similarity`;
 * the MMD alignment (Eq. 12-14): :func:`alignment_samples`, :func:`mmd_report`, :func:`mmd_probe`;
 * MMD on a toy problem with a known answer: :func:`mmd_toy`;
-* predictions, baselines and projections: :func:`class_confusion`, :func:`mean_predictor_mae`, :func:`umap_2d`;
+* predictions, baselines and projections: :func:`class_confusion`, :func:`mean_predictor_mae`, :func:`umap_2d`,
+  :func:`pca_2d`;
 * whether a gap between two settings is larger than the seed spread: :func:`spread_verdict`.
 
 Everything returns NumPy arrays or plain floats.
@@ -282,6 +283,19 @@ def class_confusion(pred, label, dataset: str) -> tuple[np.ndarray, list[str]]:
 
 
 # ----------------------------------------------------------------------------- projections
+def pca_2d(fit, *others) -> tuple:
+    """The first two principal axes of the rows of ``fit`` (n, k), centred on its mean, and every array of
+    ``others`` (m, k) projected on the same axes: (fit (n, 2), *others (m, 2)). A linear map, so distances
+    in the picture never exaggerate those of the codes (unlike UMAP, which places an outlying group
+    wherever its neighbour graph puts it)."""
+    x = np.asarray(fit, np.float64).reshape(len(fit), -1)
+    centre = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - centre, full_matrices=False)
+    axes = vt[:2].T  # (k, 2)
+    axes = axes * np.where(axes[np.abs(axes).argmax(axis=0), [0, 1]] < 0, -1.0, 1.0)  # a fixed sign per axis
+    return tuple((np.asarray(a, np.float64).reshape(len(a), -1) - centre) @ axes for a in (x, *others))
+
+
 def umap_2d(x, n_neighbors: int = 15, seed: int = 0) -> np.ndarray:
     """A 2-D UMAP embedding of the rows of x (n, k), seeded (single-threaded, reproducible).
 

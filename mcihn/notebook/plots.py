@@ -273,3 +273,42 @@ def tuning_trials(df, params, title: str = "Tuning trials (validation MAE)", log
         ax.axis("off")
     fig.suptitle(title)
     return fig
+
+
+def robustness_bands(ax, summaries: dict, floor: float | None = None, title: str = "", metric: str = "MAE"):
+    """Curves of ``metric`` against the missing rate, one per model: the mean over seeds as a line with
+    markers, a band of ± one standard deviation, and the single seeds as small dots.
+    summaries: name -> :func:`mcihn.experiments.robustness.summarize_curves`. ``floor``: the mean predictor's
+    value, a dashed grey line."""
+    for (colour, style), (name, s), marker in zip(line_styles(len(summaries)), summaries.items(),
+                                                  itertools.cycle("osD^vP")):
+        r, mean, std = np.asarray(s["rates"]), np.asarray(s["mean"]), np.asarray(s["std"])
+        auc = np.mean([a for a in s["auc"] if a is not None]) if any(a is not None for a in s["auc"]) else None
+        label = f"{name} (AUC {auc:.3f})" if auc is not None else name
+        ax.plot(r, mean, linestyle=style, marker=marker, color=colour, label=label, ms=4)
+        ax.fill_between(r, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+        for seed in s["per_seed"]:
+            ax.plot(r, seed, ".", color=colour, ms=2.5, alpha=0.7)
+    if floor is not None:
+        ax.axhline(floor, color="0.4", linestyle="--", linewidth=1, label=f"mean predictor ({floor:.3f})")
+    ax.set(title=title, xlabel="missing rate r (share of time steps set to the training mean)",
+           ylabel=metric + (" (lower is better)" if metric == "MAE" else ""), xlim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def missing_codes(ax, train, test, missing, labels=None, title: str = "", cmap: str = "cividis"):
+    """Codes of real clips and of all-missing inputs on the first two principal axes of the training codes
+    (:func:`mcihn.notebook.analysis.pca_2d`): training codes in light grey, real test codes coloured by
+    ``labels`` (sentiment), the all-missing codes as red crosses. Arrays: (N, k), one flattened code a row."""
+    from .analysis import pca_2d
+
+    tr, te, mi = pca_2d(train, test, missing)
+    ax.scatter(tr[:, 0], tr[:, 1], s=6, color="0.8", label="training clips")
+    sc = ax.scatter(te[:, 0], te[:, 1], s=12, c=labels, cmap=cmap, alpha=0.9, label="real test clips")
+    ax.scatter(mi[:, 0], mi[:, 1], s=40, color="tab:red", marker="x", linewidths=1.2, label="all-missing input")
+    if labels is not None:
+        ax.figure.colorbar(sc, ax=ax, fraction=0.046, pad=0.04).set_label("sentiment")
+    ax.set(title=title, xlabel="PC 1 of the training codes", ylabel="PC 2")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7, loc="best")

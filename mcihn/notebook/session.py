@@ -154,6 +154,16 @@ class Settings:
             base["batch_size"] = QUICK_BATCH
         return MCIHNConfig.from_preset(self.preset, n_train=len(self.data["train"]), **{**base, **overrides})
 
+    def model_config(self, kind: str, **overrides):
+        """:meth:`config` for any model of the registry (``"late"``, ``"tfn"``, ...; ``"mcihn"`` is :meth:`config`):
+        the same preset, EPOCHS and QUICK batch size, so that a baseline is trained like MCIHN."""
+        from ..training.registry import make_config
+
+        base = {"epochs": int(self.epochs)} if self.epochs is not None else {}
+        if self.quick:
+            base["batch_size"] = QUICK_BATCH
+        return make_config(kind, self.preset, n_train=len(self.data["train"]), **{**base, **overrides})
+
 
 def setup(QUICK: bool = False, SEED: int = 1111, DATA: str = "synthetic", EPOCHS: int | None = None,
           DEVICE: str = "auto", PRESET: str | None = None, DATASET: str | None = None, SEEDS=None,
@@ -209,7 +219,7 @@ def run_folder(S: Settings, cfg: MCIHNConfig, tag: str = "") -> Path:
     return S.cache_dir / "runs" / "-".join(p for p in (name, tag, key) if p)
 
 
-def cached_seed(S: Settings, cfg: MCIHNConfig, seed: int, tag: str = "", on_epoch=None, verbose: bool = False,
+def cached_seed(S: Settings, cfg, seed: int, tag: str = "", on_epoch=None, verbose: bool = False,
                 log=print) -> dict:
     """Train one seed with :func:`mcihn.training.runner.run_seed`, or read it back from the cache.
 
@@ -222,7 +232,7 @@ def cached_seed(S: Settings, cfg: MCIHNConfig, seed: int, tag: str = "", on_epoc
     any cached run. Use a distinct ``tag`` with your own ``on_epoch``, so that a run trained without it
     is not reused.
     """
-    if on_epoch is None and cfg.use_cgmm and len(cfg.modalities) == 3:
+    if on_epoch is None and getattr(cfg, "use_cgmm", False) and len(cfg.modalities) == 3:  # MCIHN only
         from .analysis import mmd_probe, model_inputs
         on_epoch = mmd_probe(model_inputs(S.data, "valid", cfg.modalities))
     folder = run_folder(S, cfg, tag) / f"seed_{seed}"
