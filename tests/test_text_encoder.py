@@ -144,3 +144,50 @@ def test_text_only_extraction_needs_no_media_and_trains(bert, tmp_path):
                  "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert main(["train", "--data", str(out), "--preset", "tiny", "--epochs", "1", "--seeds", "1",
                  "--out", str(tmp_path / "r2"), "--quiet"]) == 2  # tav asked, the file has text only
+
+
+def test_missing_text_tokens_become_unk_as_in_lnln():
+    """A fine-tuned encoder reads token ids: a missing word is the tokenizer's [UNK]; [CLS], [SEP], padding and
+    the attention mask stay; the features of the other modalities are zeroed as before."""
+    from mcihn.experiments.robustness import mask_time_steps, token_spec
+
+    ids = torch.tensor([[101, 7, 8, 9, 102, 0], [101, 5, 102, 0, 0, 0]])  # (N=2, L=6): [CLS] words [SEP] [PAD]
+    att = (ids != 0).long()
+    tensors = {"text_bert": torch.stack([ids, att, torch.zeros_like(ids)], dim=1),
+               "text": torch.ones(2, 6, 4), "text_mask": att.bool(), "label": torch.zeros(2)}
+    tokens = {"unk_id": 100, "special_ids": [0, 101, 102]}
+    all_gone = mask_time_steps(tensors, 1.0, tokens=tokens)["text_bert"]
+    assert all_gone[:, 0].tolist() == [[101, 100, 100, 100, 102, 0], [101, 100, 102, 0, 0, 0]]
+    assert torch.equal(all_gone[:, 1:], tensors["text_bert"][:, 1:]), "attention mask and segments unchanged"
+    assert torch.equal(mask_time_steps(tensors, 0.0, tokens=tokens)["text_bert"], tensors["text_bert"])
+    g = torch.Generator().manual_seed(0)
+    many = {**tensors, "text_bert": tensors["text_bert"].repeat(500, 1, 1), "text": torch.ones(1000, 6, 4),
+            "text_mask": att.bool().repeat(500, 1)}
+    half = mask_time_steps(many, 0.5, generator=g, tokens=tokens)["text_bert"][:, 0]
+    words = torch.isin(many["text_bert"][:, 0], torch.tensor([5, 7, 8, 9]))
+    assert 0.45 < (half[words] == 100).float().mean() < 0.55
+    assert torch.equal(half[~words], many["text_bert"][:, 0][~words]), "only words are hidden"
+    with pytest.raises(ValueError, match=r"\[UNK\]"):
+        mask_time_steps(tensors, 0.5)  # token ids without a way to write a missing token: refused
+    assert mask_time_steps(tensors, 0.5, modalities=[], tokens=None)["text_bert"] is tensors["text_bert"]
+
+    class Tok:
+        unk_token_id, all_special_ids = 100, [0, 100, 101, 102, 103]
+    assert token_spec(Tok()) == {"unk_id": 100, "special_ids": [0, 101, 102, 103]}
+
+
+def test_robustness_of_a_fine_tuned_encoder_hides_words(bert, tmp_path):
+    from mcihn.data import load_mmsa
+    from mcihn.experiments.robustness import evaluate_robustness
+    import pickle
+
+    path = tmp_path / "worded.pkl"
+    path.write_bytes(pickle.dumps(worded(seed=3)))
+    data = load_mmsa(path)
+    run_seed(data, text_cfg(bert, epochs=4), 1111, out_dir=tmp_path / "run", device="cpu", **QUIET)
+    res = evaluate_robustness(tmp_path / "run" / "best.pt", path, rates=(0.0, 1.0), repeats=1)
+    full, gone = res["metrics"]["MAE"]
+    assert full == pytest.approx(res["full"]["MAE"]) and full < gone, "without its words the model predicts worse"
+    assert res["dropped"]["text"]["MAE"] == pytest.approx(gone)  # one modality: dropping it is r = 1
+    from mcihn.training.runner import evaluate_checkpoint
+    assert evaluate_checkpoint(tmp_path / "run" / "best.pt", path) == res["full"], "evaluate reads the ids too"

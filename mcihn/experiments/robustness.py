@@ -43,11 +43,18 @@ from ..training.trainer import predict
 DEFAULT_RATES = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def mask_time_steps(tensors: dict, rate: float, modalities=None, generator: torch.Generator | None = None) -> dict:
+def mask_time_steps(tensors: dict, rate: float, modalities=None, generator: torch.Generator | None = None,
+                    tokens: dict | None = None) -> dict:
     """A copy of ``tensors`` where each real time step of ``modalities`` (default: all present) is
     set to 0 with probability ``rate``; padding stays 0, masks and labels are unchanged.
 
     tensors: m -> (N, T_m, D_m), m + "_mask" -> (N, T_m), "label" -> (N,), as ``SplitData.to_tensors``.
+
+    A model that fine-tunes its own text encoder reads ``"text_bert"`` (N, 3, L) token ids instead of text
+    features. Its missing text follows LNLN: each real token (attention mask 1, not a special token such as
+    [CLS] or [SEP]) is replaced, with probability ``rate``, by the tokenizer's [UNK] id. ``tokens`` gives
+    {"unk_id": int, "special_ids": [int, ...]} (:func:`token_spec` reads them from a tokenizer); masking text
+    without it, when the tensors hold token ids, is refused rather than leaving the text complete.
     """
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"missing rate must be in [0, 1], got {rate}")
@@ -67,12 +74,39 @@ def mask_time_steps(tensors: dict, rate: float, modalities=None, generator: torc
             u = torch.rand(x.shape[:2], generator=generator)  # (N, T_m), drawn on CPU: same numbers on any device
             keep = (u >= rate).to(x.device)
         out[m] = x * keep[..., None].to(x.dtype)  # (N, T_m, 1) broadcast over the features
+    if "text" in modalities and "text_bert" in tensors and rate > 0.0:  # after the features: their draws unchanged
+        if tokens is None:
+            raise ValueError("these tensors hold token ids (text_bert) for a fine-tuned text encoder: missing text "
+                             "replaces tokens by [UNK] (LNLN), so give tokens={'unk_id': ..., 'special_ids': [...]} "
+                             "(robustness.token_spec(tokenizer))")
+        out["text_bert"] = _mask_tokens(tensors["text_bert"], rate, tokens, generator)
     return out
 
 
-def drop_modality(tensors: dict, modality: str) -> dict:
-    """Every time step of ``modality`` missing (its features all 0, its mask unchanged)."""
-    return mask_time_steps(tensors, 1.0, [modality])
+def _mask_tokens(text_bert: torch.Tensor, rate: float, tokens: dict, generator) -> torch.Tensor:
+    """text_bert (N, 3, L): ids / attention mask / segments -> the same with missing real tokens set to [UNK]."""
+    ids, attention, segments = text_bert.unbind(dim=1)  # 3 x (N, L)
+    special = torch.tensor(list(tokens.get("special_ids", ())), dtype=ids.dtype, device=ids.device)
+    real = attention.bool() & ~torch.isin(ids, special)  # (N, L): words, not [CLS] / [SEP] / [PAD]
+    if rate < 1.0:
+        u = torch.rand(ids.shape, generator=generator)  # (N, L), on CPU as above
+        real = real & (u < rate).to(ids.device)
+    ids = torch.where(real, torch.full_like(ids, int(tokens["unk_id"])), ids)
+    return torch.stack([ids, attention, segments], dim=1)  # (N, 3, L)
+
+
+def token_spec(tokenizer) -> dict:
+    """What :func:`mask_time_steps` needs to hide tokens: the tokenizer's [UNK] id and its special ids."""
+    if tokenizer.unk_token_id is None:
+        raise ValueError(f"the tokenizer {type(tokenizer).__name__} has no unknown token: missing text cannot be "
+                         "written as [UNK]")
+    return {"unk_id": int(tokenizer.unk_token_id),
+            "special_ids": sorted({int(i) for i in tokenizer.all_special_ids} - {int(tokenizer.unk_token_id)})}
+
+
+def drop_modality(tensors: dict, modality: str, tokens: dict | None = None) -> dict:
+    """Every time step of ``modality`` missing (its features all 0, its mask unchanged; token ids: [UNK])."""
+    return mask_time_steps(tensors, 1.0, [modality], tokens=tokens)
 
 
 def area_under_curve(rates, values) -> float | None:
@@ -91,8 +125,9 @@ def _metrics(model, tensors: dict, dataset: str, batch_size: int) -> dict:
 
 
 def robustness_curve(model, tensors: dict, dataset: str, rates=DEFAULT_RATES, repeats: int = 3, seed: int = 0,
-                     modalities=None, batch_size: int = 256) -> dict:
+                     modalities=None, batch_size: int = 256, tokens: dict | None = None) -> dict:
     """Metrics of ``model`` on ``tensors`` (normalised, on the model's device) under missing data.
+    ``tokens``: for a model with a fine-tuned text encoder, how missing tokens are written (:func:`token_spec`).
 
     Returns {"rates": [...], "metrics": {key: [mean over repeats, per rate]}, "std": {key: [...]},
     "auc": {key: area or None}, "full": metrics without anything missing, "dropped": {m: metrics with
@@ -112,7 +147,7 @@ def robustness_curve(model, tensors: dict, dataset: str, rates=DEFAULT_RATES, re
     per_rate = []  # per rate: {key: [value per draw]}
     for r in rates:
         draws = [full] if r == 0.0 else [
-            _metrics(model, mask_time_steps(tensors, r, modalities, gen), dataset, batch_size)
+            _metrics(model, mask_time_steps(tensors, r, modalities, gen, tokens), dataset, batch_size)
             for _ in range(1 if r == 1.0 else repeats)]  # rate 0 and 1 are not random
         per_rate.append({k: [d[k] for d in draws] for k in keys})
 
@@ -127,7 +162,7 @@ def robustness_curve(model, tensors: dict, dataset: str, rates=DEFAULT_RATES, re
         "std": {k: [stat(np.std, p[k]) for p in per_rate] for k in keys},
         "auc": {k: area_under_curve(rates, curve[k]) for k in keys},
         "full": full,
-        "dropped": {m: _metrics(model, drop_modality(tensors, m), dataset, batch_size) for m in used},
+        "dropped": {m: _metrics(model, drop_modality(tensors, m, tokens), dataset, batch_size) for m in used},
         "repeats": repeats, "seed": seed, "modalities": modalities,
     }
 
@@ -140,18 +175,24 @@ def evaluate_robustness(checkpoint, data=None, split: str = "test", dataset: str
     when the checkpoint was trained on it. The checkpoint's own normaliser is applied. The result
     also names the checkpoint, model kind, variant, dataset and split, and holds the metrics of the mean
     predictor on that split ("mean_predictor": always the training split's mean label), the level a model
-    should fall back to when nothing is left of its input.
+    should fall back to when nothing is left of its input. A model with a fine-tuned text encoder (``train
+    --text-encoder``) reads token ids; its missing words are the tokenizer's [UNK] (LNLN's protocol), so the
+    tokenizer must load from the name it was trained with.
     """
-    from ..training.runner import check_fits_checkpoint, load_model
+    from ..model.text_encoder import load_pretrained
+    from ..training.runner import check_fits_checkpoint, load_model, model_tensors, prepare_inputs
     from ..utils import resolve_device
 
     model, cfg, normalizer, ck = load_model(checkpoint)
-    data = _data_for(ck, checkpoint, data, dataset)
+    data = prepare_inputs(_data_for(ck, checkpoint, data, dataset), cfg)  # with an encoder: its token ids
     check_fits_checkpoint(data, split, cfg, ck)
+    tokens = None
+    if getattr(cfg, "text_encoder", None) and "text" in cfg.modalities:  # missing words become [UNK] (LNLN)
+        tokens = token_spec(load_pretrained(cfg.text_encoder, "tokenizer"))
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device)
-    tensors = {k: v.to(device) for k, v in normalizer.transform(data[split]).to_tensors(cfg.modalities).items()}
-    res = robustness_curve(model, tensors, data.dataset, rates=rates, repeats=repeats, seed=seed)
+    tensors = {k: v.to(device) for k, v in model_tensors(normalizer.transform(data[split]), cfg).items()}
+    res = robustness_curve(model, tensors, data.dataset, rates=rates, repeats=repeats, seed=seed, tokens=tokens)
     labels = data[split].labels
     mean_predictor = {k: None if isinstance(v, float) and math.isnan(v) else v  # Corr of a constant: undefined
                       for k, v in evaluate_metrics(np.full_like(labels, float(data["train"].labels.mean())), labels,

@@ -317,13 +317,21 @@ def load_model(checkpoint):
 
 
 def check_fits_checkpoint(data: MultimodalData, split: str, cfg, ck: dict) -> None:
-    """Refuse data without ``split`` or with other input sizes (T, D) than the checkpoint was trained on."""
+    """Refuse data without ``split`` or with other input sizes (T, D) than the checkpoint was trained on.
+    With a fine-tuned text encoder, call it after :func:`prepare_inputs`: text is then the token ids, whose
+    length is compared (the encoder sets the width)."""
     if split not in data.splits:
         raise ValueError(f"{data.source}: no split {split!r}; it has {sorted(data.splits)}")
+    encoder = bool(getattr(cfg, "text_encoder", None))
+    dims = input_dims(data, cfg) if encoder else data.dims
     for m in cfg.modalities:
-        if tuple(data.dims[m]) != tuple(ck["dims"][m]):
-            raise ValueError(f"{data.source}: {m} features are {data.dims[m]} (T, D) but the checkpoint was trained "
-                             f"on {tuple(ck['dims'][m])}")
+        have, want = tuple(dims[m]), tuple(ck["dims"][m])
+        if encoder and m == "text":
+            have, want = have[:1], want[:1]  # (L,): token ids; the width is the encoder's
+        if have != want:
+            what = "token ids are" if encoder and m == "text" else "features are"
+            raise ValueError(f"{data.source}: {m} {what} {tuple(dims[m])[:len(have)]} (T, D) but the checkpoint was "
+                             f"trained on {want}")
 
 
 def load_data_for(checkpoint, ck: dict, data_path, dataset: str | None = None) -> MultimodalData:
@@ -350,11 +358,10 @@ def evaluate_checkpoint(checkpoint, data_path, split: str = "test", dataset: str
     """Metrics of a saved model on one split of a pickle (None: the embedded synthetic data, as ``train``
     uses without --data), with the checkpoint's own normaliser."""
     model, cfg, normalizer, ck = load_model(checkpoint)
-    data = load_data_for(checkpoint, ck, data_path, dataset)
+    data = prepare_inputs(load_data_for(checkpoint, ck, data_path, dataset), cfg)
     check_fits_checkpoint(data, split, cfg, ck)
     device = resolve_device(device)
     model.to(device)
-    data = prepare_inputs(data, cfg)
     tensors = {k: v.to(device) for k, v in model_tensors(normalizer.transform(data[split]), cfg).items()}
     pred, _ = predict(model, tensors)
     return evaluate_metrics(pred.numpy(), tensors["label"].cpu().numpy(), data.dataset)
