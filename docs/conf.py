@@ -72,6 +72,8 @@ html_theme_options = {
     "use_fullscreen_button": False,
     "use_repository_button": False,
 }
+# The sidebar without its own search field: the header's search button is the one way in (it was there twice).
+html_sidebars = {"**": ["navbar-logo.html", "sbt-sidebar-nav.html"]}
 html_show_sourcelink = False
 html_copy_source = False
 mathjax_path = "mathjax/tex-chtml.js"
