@@ -94,12 +94,31 @@ def test_pickle_written_once_and_zscored(data, tmp_path):
         assert obj[s]["vision"].shape == (SPLITS[s], 1, 1)
 
 
+def test_front_padding_moves_real_steps_last(data, tmp_path):
+    """pad="front": each clip's real steps end the sequence, zeros first, lengths unchanged; its own pickle."""
+    d = mmsa_pickle_dict(data, "ta", pad="front")
+    assert d["meta"]["pad"] == "front"
+    for s in ("train", "test"):
+        x, lengths = data[s].features["text"], data[s].lengths["text"]
+        T = x.shape[1]
+        assert lengths.min() < T  # some clips are padded, so the test can fail
+        for i, n in enumerate(lengths):
+            np.testing.assert_array_equal(d[s]["text"][i, T - n:], x[i, :n])
+            assert not d[s]["text"][i, :T - n].any()
+        np.testing.assert_array_equal(d[s]["audio_lengths"], data[s].lengths["audio"])
+    end = write_mmsa_pickle(data, tmp_path, "ta")
+    front = write_mmsa_pickle(data, tmp_path, "ta", pad="front")
+    assert front != end and "_front_" in front.name
+    with pytest.raises(ValueError, match="pad must be"):
+        mmsa_pickle_dict(data, "ta", pad="left")
+
+
 # ----------------------------------------------------------------------------- with MMSA
 @needs_mmsa
 @pytest.mark.parametrize("model", ["tfn", "lmf"])
 @pytest.mark.parametrize("modalities", ["tav", "ta", "t"])
 def test_mmsa_model_runs(one_thread, data, work, model, modalities):
-    r = run_mmsa_model(model, data, 1111, work, modalities, overrides={"early_stop": 1})
+    r = run_mmsa_model(model, data, 1111, work, modalities, overrides={"early_stop": 1}, pad="front")
     assert KEYS <= set(r)
     assert set(r["test"]) == set(METRIC_KEYS["mosi"])
     assert all(math.isfinite(v) for v in r["test"].values()), r["test"]
@@ -114,7 +133,8 @@ def test_mmsa_model_runs(one_thread, data, work, model, modalities):
     assert r["input_sizes"] == {"feature_dims": dims, "seq_lens": [DIMS["text"][0], 1, 1]}
     assert r["absent"] == [m for m in ("text", "audio", "vision") if m[0] not in modalities]
     assert not list((work / "ckpt").iterdir())  # the checkpoint is deleted
-    assert sum(1 for _ in work.glob(f"mmsa_mosi_{modalities}_*.pkl")) == 1  # one pickle per data set
+    assert sum(1 for _ in work.glob(f"mmsa_mosi_{modalities}_front_*.pkl")) == 1  # one pickle per data set
+    assert r["pad"] == "front"
 
 
 @needs_mmsa

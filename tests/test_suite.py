@@ -126,6 +126,28 @@ def test_suite_runs_reports_bad_entry_and_resumes(tmp_path):
         sorted(r["test"]["MAE"] for r in res.records))
 
 
+def test_suite_jobs_give_the_records_of_one_process(tmp_path):
+    """--jobs 2: the runs train in two worker processes; each record (metrics, best epoch, curve) is the one a
+    single process writes, and a run that fails in a worker is reported by entry, row and seed."""
+    small = [Entry("lin", "planted", "tav", "linear", 300)]
+    tiny = (("epochs", 2), ("preset", "tiny"))
+    rows = [Row("MCIHN tiny", "ours", "mcihn", tiny), Row("TFN tiny", "ours", "tfn", tiny),
+            Row("broken", "ours", "mcihn", (("epochs", 2), ("preset", "no-such-preset")))]
+    one = run_suite(tmp_path / "one", small, rows[:2], seeds=(1,), log=lambda *a: None)
+    logs = []
+    two = run_suite(tmp_path / "two", small, rows, seeds=(1,), jobs=2, log=logs.append)
+    assert any("2 processes" in line for line in logs)
+    assert any(line.startswith("[lin] broken seed 1: failed:") for line in logs)
+
+    def key(res):
+        return {r["row"]: (r["test"], r["valid"], r["best_epoch"], r["curve"]) for r in res.records}
+
+    assert len(two.records) == 2 and key(two) == key(one)
+    assert sorted(p.parent.name for p in (tmp_path / "two" / "runs" / "lin").glob("*/1.json")) == sorted(
+        p.parent.name for p in (tmp_path / "one" / "runs" / "lin").glob("*/1.json"))
+    assert "| MCIHN tiny |" in (tmp_path / "two" / "suite.md").read_text()
+
+
 @pytest.mark.skipif(not (SHARED / "mosi-audio" / "mosi_ta_dev.csv").exists(), reason="../shared/data not present")
 def test_real_mosi_ta_file_reads():
     rows = read_mosi_ta_csv(SHARED / "mosi-audio" / "mosi_ta_dev.csv")

@@ -115,6 +115,9 @@ def _sigterm_as_interrupt():
 
 def _on_interrupt(a) -> str:
     """What a Ctrl-C or SIGTERM leaves behind, and how to go on (one line)."""
+    if a.command == "experiment" and a.table == "suite":
+        return (f"finished runs are kept under {Path(a.out) / 'runs'} (one record each); run the same command with "
+                "--resume to continue: unfinished runs start again")
     if a.command in ("train", "experiment"):
         return (f"finished epochs are saved under {a.out} (seed_*/last.pt); run the same command with --resume "
                 "to continue")
@@ -129,6 +132,8 @@ def _on_interrupt(a) -> str:
 
 def _on_disk_full(a) -> str:
     """How to go on after a write failed for want of space (one line)."""
+    if a.command == "experiment" and a.table == "suite":
+        return "free some space, then run the same command with --resume: the finished runs' records are kept"
     if a.command in ("train", "experiment"):
         return "free some space, then run the same command with --resume: the finished epochs are kept"
     if a.command == "tune":

@@ -109,5 +109,6 @@ def apply_threads(a) -> int | None:
     if not hasattr(a, "threads"):
         return None
     from ..utils import set_threads
+    a.threads_asked = a.threads  # None when --threads was not given
     a.threads = set_threads(a.threads, preset=_threads_preset(a))
     return a.threads

@@ -59,6 +59,16 @@ of one, and ``do_test(..., return_sample_results=True)`` iterates ``preds.squeez
 clip. A train split (TFN / LMF) or test split of ``N = k * batch_size + 1`` clips is refused with a
 ``ValueError`` before anything runs (rather than dropping a clip silently).
 
+Padding (``pad``). This package keeps a clip's real steps first and pads after them (``pad="end"``). MMSA's
+TFN and LMF read text with ``TextSubNet``: an LSTM run over all ``T_t`` steps, padding included, whose *last*
+hidden state is the text vector (no lengths are used; MulT likewise keeps the last step of each sequence). With
+the padding after the words, that state has run through the zero steps after the sentence (35 of 50 on average
+for the MOSI transcripts here). ``pad="front"`` writes every sequence with its zeros first and its real steps
+last, so that the last state is the one after the last word; the lengths are unchanged (TFN and LMF average
+audio and vision over all steps, where the order does not matter). Measured on the real MOSI transcripts (text
+only, seed 1111, MMSA's MOSI config): MMSA's TFN, test MAE 1.481 with ``pad="end"`` (the mean predictor is at
+1.464) and 0.898 with ``pad="front"``; the suite gives MMSA ``pad="front"`` (``SUITE_PAD``).
+
 ``zscore=True``: MMSA is given a copy z-scored per feature with the train split's statistics over real steps
 (:class:`mcihn.data.normalize.Normalizer`: population std, padding kept 0), the preprocessing of this package's
 own pipeline, as ``benchmarks/mmsa_crosscheck.py --zscore`` did. A diagnostic: MMSA feeds raw features.
@@ -97,6 +107,10 @@ HP_KEYS = ("hidden_dims", "text_out", "post_fusion_dim", "dropouts", "rank", "ba
 INSTALL = "pip install --no-deps mmsa==2.2.1 easydict nvidia-ml-py"
 _PIP_NAME = {"MMSA": "--no-deps mmsa==2.2.1 easydict nvidia-ml-py", "easydict": "easydict", "pynvml": "nvidia-ml-py"}
 _PICKLE_FORMAT = 1  # bump when the written layout changes (it is part of the fingerprint)
+#: Where a sequence's zeros go in the written pickle: after the real steps (this package's layout) or before.
+PADS = ("end", "front")
+#: The layout the development suite gives MMSA's models (module docstring, "Padding").
+SUITE_PAD = "front"
 
 
 # ----------------------------------------------------------------------------- availability
@@ -140,14 +154,27 @@ def _mods(data: MultimodalData, modalities) -> tuple[str, ...]:
     return mods
 
 
-def mmsa_pickle_dict(data: MultimodalData, modalities="tav") -> dict:
+def pad_front(x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(N, T, D) with each clip's ``lengths[i]`` real steps first -> the same steps last, zeros first."""
+    out = np.zeros_like(x)
+    T = x.shape[1]
+    for i, n in enumerate(np.asarray(lengths, np.int64)):
+        if n > 0:
+            out[i, T - n:] = x[i, :n]
+    return out
+
+
+def mmsa_pickle_dict(data: MultimodalData, modalities="tav", pad: str = "end") -> dict:
     """The MMSA pickle of ``data`` as a dict: the keys MMSA's ``MMDataset`` reads, for all three modalities;
-    each modality not in ``modalities`` is one zero feature of one step, ``(N, 1, 1)``, lengths 1."""
+    each modality not in ``modalities`` is one zero feature of one step, ``(N, 1, 1)``, lengths 1. ``pad``:
+    "end" (real steps first, as this package) or "front" (zeros first; module docstring)."""
+    if pad not in PADS:
+        raise ValueError(f"pad must be one of {PADS}, not {pad!r}")
     mods = _mods(data, modalities)
     out = {"meta": {"source": str(data.source), "dataset": data.dataset, "synthetic": bool(data.synthetic),
                     "modalities": "".join(LETTER[m] for m in mods),
                     "absent": [m for m in MODALITIES if m not in mods],
-                    "writer": "mcihn.experiments.mmsa_models.mmsa_pickle_dict"}}
+                    "pad": pad, "writer": "mcihn.experiments.mmsa_models.mmsa_pickle_dict"}}
     for s in SPLITS:
         sd = data[s]
         n = len(sd)
@@ -156,6 +183,8 @@ def mmsa_pickle_dict(data: MultimodalData, modalities="tav") -> dict:
         for m in MODALITIES:
             if m in mods:
                 x, lengths = sd.features[m], sd.lengths[m]
+                if pad == "front":
+                    x = pad_front(x, lengths)
             else:
                 x, lengths = np.zeros((n, 1, 1), np.float32), np.ones(n, np.int64)
             d[m] = np.ascontiguousarray(x, dtype=np.float32)
@@ -168,7 +197,7 @@ def mmsa_pickle_dict(data: MultimodalData, modalities="tav") -> dict:
     return out
 
 
-def data_fingerprint(data: MultimodalData, modalities="tav", zscore: bool = False) -> str:
+def data_fingerprint(data: MultimodalData, modalities="tav", zscore: bool = False, pad: str = "end") -> str:
     """A 20-hex-digit hash of what :func:`write_mmsa_pickle` writes for these arguments."""
     mods = _mods(data, modalities)
     h = hashlib.blake2b(digest_size=10)
@@ -183,7 +212,7 @@ def data_fingerprint(data: MultimodalData, modalities="tav", zscore: bool = Fals
                 h.update(repr(p).encode())
             h.update(b"\x00")
 
-    add(_PICKLE_FORMAT, data.dataset, mods, bool(zscore))
+    add(_PICKLE_FORMAT, data.dataset, mods, bool(zscore), *(("pad", pad) if pad != "end" else ()))
     for s in SPLITS:
         sd = data[s]
         add(s, "\x1f".join(sd.ids), "\x1f".join(sd.raw_text or []), np.asarray(sd.labels, np.float32))
@@ -194,18 +223,19 @@ def data_fingerprint(data: MultimodalData, modalities="tav", zscore: bool = Fals
     return h.hexdigest()
 
 
-def write_mmsa_pickle(data: MultimodalData, work_dir, modalities="tav", zscore: bool = False) -> Path:
-    """Write (once) the MMSA pickle of ``data`` for ``modalities`` (``zscore``: z-scored first) into
-    ``work_dir``; returns its path, ``mmsa_<dataset>_<letters>[_z]_<fingerprint>.pkl``. An existing file of
-    that name (same data, modalities, zscore) is reused as it is."""
+def write_mmsa_pickle(data: MultimodalData, work_dir, modalities="tav", zscore: bool = False,
+                      pad: str = "end") -> Path:
+    """Write (once) the MMSA pickle of ``data`` for ``modalities`` (``zscore``: z-scored first; ``pad``: where
+    the zeros go) into ``work_dir``; returns its path, ``mmsa_<dataset>_<letters>[_z][_front]_<fingerprint>.pkl``.
+    An existing file of that name (same data, modalities, zscore, pad) is reused as it is."""
     from ..utils import atomic_write_bytes
 
     mods = _mods(data, modalities)
     letters = "".join(LETTER[m] for m in mods)
-    path = Path(work_dir) / f"mmsa_{data.dataset}_{letters}{'_z' if zscore else ''}_" \
-                            f"{data_fingerprint(data, mods, zscore)}.pkl"
+    path = Path(work_dir) / f"mmsa_{data.dataset}_{letters}{'_z' if zscore else ''}" \
+                            f"{'_front' if pad == 'front' else ''}_{data_fingerprint(data, mods, zscore, pad)}.pkl"
     if not path.exists():
-        obj = mmsa_pickle_dict(zscore_data(data, mods) if zscore else data, mods)
+        obj = mmsa_pickle_dict(zscore_data(data, mods) if zscore else data, mods, pad)
         if zscore:
             obj["meta"]["zscored"] = "train-split statistics over real steps (mcihn Normalizer)"
         atomic_write_bytes(path, pickle.dumps(obj, protocol=4))
@@ -298,12 +328,13 @@ def _metrics_agree(ours: dict, mmsa: dict) -> bool:
 
 def run_mmsa_model(model: str, data: MultimodalData, seed: int, work_dir, modalities: str = "tav",
                    zscore: bool = False, overrides: dict | None = None, *, config_dataset: str = "mosi",
-                   device: str = "cpu", progress: bool = False) -> dict:
+                   device: str = "cpu", progress: bool = False, pad: str = "end") -> dict:
     """Train and test MMSA's own ``model`` ("tfn", "lmf" or "mult") on ``data`` for one seed (module docstring).
 
     ``work_dir``: where the MMSA pickle is written (and reused) and the checkpoint is kept while training
     (``work_dir/ckpt/``, deleted afterwards, also on error). ``modalities``: letters such as "tav", "ta", "t";
-    absent ones are given as (N, 1, 1) zeros. ``zscore``: a z-scored copy (diagnostic). ``overrides``:
+    absent ones are given as (N, 1, 1) zeros. ``zscore``: a z-scored copy (diagnostic). ``pad``: "end" or
+    "front", where each sequence's zeros go (module docstring). ``overrides``:
     updates MMSA's config after it is read (e.g. ``{"early_stop": 1}``). ``config_dataset``: whose defaults
     of ``config_regression.json`` ("mosi", "mosei", "sims"); the metrics follow ``data.dataset`` either way.
     Threads are the caller's (``torch.set_num_threads``). Raises ``RuntimeError`` when MMSA is not available.
@@ -355,7 +386,7 @@ def run_mmsa_model(model: str, data: MultimodalData, seed: int, work_dir, modali
         if short:
             raise ValueError(f"MMSA's MulT: sequences shorter than its convolution kernels (T, kernel): {short}")
     _check_batches(model, data, int(args["batch_size"]))
-    pkl = write_mmsa_pickle(data, work_dir, mods, zscore)
+    pkl = write_mmsa_pickle(data, work_dir, mods, zscore, pad)
     sizes = {m: (data.dims[m] if m in mods else (1, 1)) for m in MODALITIES}
     ckpt_dir = work_dir / "ckpt"
     ckpt_dir.mkdir(exist_ok=True)
@@ -406,5 +437,5 @@ def run_mmsa_model(model: str, data: MultimodalData, seed: int, work_dir, modali
                             "seq_lens": [int(v) for v in args["seq_lens"]]},
             "train_time_s": round(train_time, 2), "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "model": model, "seed": int(seed), "dataset": data.dataset, "modalities": "".join(LETTER[m] for m in mods),
-            "absent": absent, "zscore": bool(zscore), "config_dataset": config_dataset,
+            "absent": absent, "zscore": bool(zscore), "pad": pad, "config_dataset": config_dataset,
             "mmsa_version": mmsa_version, "pickle": str(pkl), "mmsa_log": lines}

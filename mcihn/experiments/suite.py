@@ -150,14 +150,14 @@ def applies(row: Row, entry: Entry) -> bool:
     return mods is None or (set(mods) < set(entry.modalities))
 
 
-def run_one(row: Row, entry: Entry, data, seed: int, work: Path) -> dict:
+def run_one(row: Row, entry: Entry, data, seed: int, work: Path, device: str = "cpu") -> dict:
     """Train (or compute) one row on one entry with one seed; returns the record written to disk."""
     t0 = time.time()
     if row.side == "ours":
         from ..training.runner import run_experiment
 
         cfg = ours_config(row.kind, entry, data, row.overrides)
-        res = run_experiment(data, cfg, seeds=[seed], out_dir=None, device="cpu", progress=False,
+        res = run_experiment(data, cfg, seeds=[seed], out_dir=None, device=device, progress=False,
                              log=lambda *a: None)
         r, hist = res["per_seed"][0], res["histories"][seed]
         rec = {"valid": r["valid"], "test": r["test"], "best_epoch": r["best_epoch"], "epochs_run": r["epochs_run"],
@@ -165,11 +165,13 @@ def run_one(row: Row, entry: Entry, data, seed: int, work: Path) -> dict:
                           round(h["valid"]["loss_mul"], 4)] for h in hist],
                "config": cfg.to_dict()}
     elif row.side == "mmsa":
-        from .mmsa_models import run_mmsa_model
+        from .mmsa_models import SUITE_PAD, run_mmsa_model
 
-        r = run_mmsa_model(row.kind, data, seed, work / "mmsa", modalities=entry.modalities)
+        pad = dict(row.overrides).get("pad", SUITE_PAD)
+        r = run_mmsa_model(row.kind, data, seed, work / "mmsa", modalities=entry.modalities, pad=pad)
         rec = {"valid": {"MAE": r["valid_mae"]}, "test": r["test"], "best_epoch": r["best_epoch"],
-               "epochs_run": r["epochs_run"], "hyper_parameters": r.get("hyper_parameters")}
+               "epochs_run": r["epochs_run"], "hyper_parameters": r.get("hyper_parameters"), "pad": pad,
+               "valid_curve": r["valid_loss"]}
     else:
         rec = reference(row.kind, data, entry.modalities)
     rec.update(row=row.label, entry=entry.name, seed=seed, seconds=round(time.time() - t0, 1))
@@ -243,7 +245,8 @@ class SuiteResult:
 def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=(), mcihn_ablations: bool = True) -> list[Row]:
     """References first, then our models; with ``mcihn_ablations`` (and MCIHN among ``models``) two MCIHN rows
     that test its defaults: the fusion's values as Eq. 15 is read (S^m), and text alone (the strongest single
-    modality of every entry: the ridge's per-subset fits in suite.json show it); then MMSA's models, and
+    modality of every entry: the ridge's per-subset fits in suite.json show it); then MMSA's models (given
+    their sequences with the zeros first, ``mmsa_models.SUITE_PAD``), and
     ``variants`` ((label, kind, overrides))."""
     from ..training.registry import config_class
 
@@ -253,14 +256,20 @@ def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=(), mcih
     if mcihn_ablations and "mcihn" in models:
         rows.append(Row("MCIHN, values S^m (Eq. 15 as read)", "ours", "mcihn", (("ffm_values", "core"),)))
         rows.append(Row("MCIHN, text only", "ours", "mcihn", (("modalities", "t"),)))
-    rows += [Row(f"MMSA {k.upper()}", "mmsa", k) for k in mmsa]
+    from .mmsa_models import SUITE_PAD
+
+    rows += [Row(f"MMSA {k.upper()}", "mmsa", k, (("pad", SUITE_PAD),)) for k in mmsa]
     rows += [Row(label, "ours", kind, tuple(sorted(over.items()))) for label, kind, over in variants]
     return rows
 
 
 def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1115), shared=None,
-              resume: bool = False, log=print) -> SuiteResult:
-    """Run every row on every entry over ``seeds``; write DIR/suite.md, valid.md, suite.json."""
+              resume: bool = False, log=print, jobs: int = 1, device: str = "cpu", threads: int = 1) -> SuiteResult:
+    """Run every row on every entry over ``seeds``; write DIR/suite.md, valid.md, suite.json.
+
+    ``jobs`` > 1 trains that many runs at a time, each in its own process with ``threads`` torch threads
+    (:func:`_pool_job`); a run's record is the same whichever process ran it, since each run seeds itself.
+    ``device``: where this package's models train (MMSA's run on the CPU)."""
     out = Path(out_dir)
     if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()) and not resume:  # .mcihn.lock
         raise FileExistsError(f"{out} is not empty: pass resume=True (--resume) to continue that suite")
@@ -269,9 +278,10 @@ def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1
     rows = rows or default_rows()
     shared = Path(shared) if shared else find_shared()
     res = SuiteResult(rows=rows, entries=entries)
+    pending = []  # (entry, row, seed, record path) of runs still to train
     for e in entries:
         try:
-            data = e.load(shared, out / "cache")
+            data = e.load(shared, out / "cache")  # also fills the cache the worker processes read
         except Exception as err:  # noqa: BLE001 - one bad entry must not stop the suite
             res.errors[e.name] = f"{type(err).__name__}: {err}"
             log(f"[{e.name}] skipped: {res.errors[e.name]}")
@@ -293,22 +303,77 @@ def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1
                 path = out / "runs" / e.name / row.slug / f"{seed}.json"
                 if path.exists():
                     res.records.append(json.loads(path.read_text()))
-                    continue
-                try:
-                    rec = run_one(row, e, data, seed, out)
-                except Exception as err:  # noqa: BLE001
-                    log(f"[{e.name}] {row.label} seed {seed}: failed: {type(err).__name__}: {err}")
-                    continue
-                if not rec["test"]:
-                    continue
-                atomic_write_json(path, jsonable(rec))
-                res.records.append(rec)
-                log(f"[{e.name}] {row.label}" + (f" seed {seed}" if row.side != "ref" else "")
-                    + f": valid MAE {rec['valid'].get('MAE', math.nan):.3f}, test MAE {rec['test']['MAE']:.3f}" + (f", best epoch {rec['best_epoch']}"
-                                                             if rec.get("best_epoch") else "")
-                    + f" ({rec['seconds']:.0f} s)")
+                elif row.side == "ref" or jobs <= 1:  # references take a second: never worth a process
+                    _keep(res, _guarded(row, e, seed, path, lambda: run_one(row, e, data, seed, out, device)), log)
+                else:
+                    pending.append((e, row, seed, path))
+        if jobs <= 1 or not pending:
+            write_tables(res, out)
+    if pending:
+        _run_pool(pending, res, out, shared, jobs, device, threads, log)
         write_tables(res, out)
     return res
+
+
+def _guarded(row: Row, entry: Entry, seed: int, path: Path, run) -> tuple[dict | None, str | None]:
+    """Run one record and write it to ``path`` (atomically, last: a rerun skips it); (record, error)."""
+    try:
+        rec = run()
+    except Exception as err:  # noqa: BLE001 - one failed run must not stop the suite
+        return None, f"[{entry.name}] {row.label} seed {seed}: failed: {type(err).__name__}: {err}"
+    if rec["test"]:
+        atomic_write_json(path, jsonable(rec))
+    return rec, None
+
+
+def _keep(res: SuiteResult, outcome, log) -> None:
+    rec, err = outcome
+    if err is not None:
+        log(err)
+        return
+    if not rec["test"]:
+        return
+    res.records.append(rec)
+    log(f"[{rec['entry']}] {rec['row']}" + (f" seed {rec['seed']}" if "best_epoch" in rec else "")
+        + f": valid MAE {rec['valid'].get('MAE', math.nan):.3f}, test MAE {rec['test']['MAE']:.3f}"
+        + (f", best epoch {rec['best_epoch']}" if rec.get("best_epoch") else "") + f" ({rec['seconds']:.0f} s)")
+
+
+def _run_pool(pending, res: SuiteResult, out: Path, shared, jobs: int, device: str, threads: int, log) -> None:
+    """Train the ``pending`` runs in ``jobs`` worker processes (spawned: no state shared with this one),
+    the longest kinds first so that the pool's tail is short; tables are rewritten as records arrive."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    order = {"mmsa": 0, "ours": 1}
+    pending = sorted(pending, key=lambda j: (order.get(j[1].side, 2), -j[0].n_train))
+    log(f"{len(pending)} runs in {jobs} processes ({threads} torch thread(s) each, device {device})")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(_pool_job, e, row, seed, str(path), str(out), str(shared) if shared else None,
+                               device, threads): (e, row, seed) for e, row, seed, path in pending}
+        for f in as_completed(futures):
+            e, row, seed = futures[f]
+            try:
+                rec, err = f.result()
+            except Exception as crash:  # noqa: BLE001 - a worker that died (killed, out of memory)
+                rec, err = None, f"[{e.name}] {row.label} seed {seed}: failed: {type(crash).__name__}: {crash}"
+            _keep(res, (rec, err), log)
+            write_tables(res, out)
+
+
+_WORKER_DATA: dict = {}  # entry name -> its data, loaded once per worker process
+
+
+def _pool_job(entry: Entry, row: Row, seed: int, path: str, out: str, shared, device: str, threads: int):
+    """One run in a worker process: load the entry once per process (the cache is already filled), train,
+    write the record; returns (record, error) as :func:`_guarded`."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if entry.name not in _WORKER_DATA:
+        _WORKER_DATA[entry.name] = entry.load(Path(shared) if shared else None, Path(out) / "cache")
+    data = _WORKER_DATA[entry.name]
+    return _guarded(row, entry, seed, Path(path), lambda: run_one(row, entry, data, seed, Path(out), device))
 
 
 def load_records(*folders) -> list[dict]:
