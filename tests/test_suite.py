@@ -177,3 +177,38 @@ def test_one_cell_format_for_every_suite_table():
     assert mean_std([0.91234]) == "0.912"
     assert mean_std([1.0, 2.0]) == "1.500 ± 0.500"  # population std, as MMSA
     assert mean_std([80.0, 82.0, 84.0], digits=1, count=True) == "82.0 ± 1.6 (3)"
+
+
+def _suite_tables():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "suite_tables.py"
+    spec = importlib.util.spec_from_file_location("suite_tables", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_targets_table_decides_each_claim_from_the_records():
+    """benchmarks/suite_tables.py: each target line says yes or no from the per-seed values, by the spread rule
+    (a gap counts when it exceeds std a + std b); a seed best at epoch 1 fails the stability target."""
+    def rec(row, mae, seed, best=5, acc=0.8):
+        return {"row": row, "entry": "mosi-ta", "seed": seed, "best_epoch": best,
+                "test": {"MAE": mae, "Has0_acc_2": acc}, "valid": {"MAE": mae}}
+
+    records = [rec("ridge (pooled)", 0.90, 1111)]
+    records += [rec("MCIHN", v, s) for v, s in ((0.85, 1111), (0.87, 1112), (0.86, 1113))]   # 0.860 ± 0.008
+    records += [rec("TFN", v, s, best=1 if s == 1112 else 5) for v, s in ((0.95, 1111), (0.96, 1112), (0.97, 1113))]
+    records += [rec("MMSA TFN", v, s) for v, s in ((0.865, 1111), (0.855, 1112), (0.86, 1113))]
+    lines = {line.split(" | ")[1]: line for line in _suite_tables().target_rows(records, ["mosi-ta"])[2:]}
+
+    def met(key):
+        return next(v for k, v in lines.items() if k.startswith(key)).rstrip(" |").endswith("yes")
+
+    assert met("MCIHN at or below the ridge")                     # every seed below 0.90
+    assert met("MCIHN not worse than our TFN")
+    assert not met("our TFN not worse than MMSA's TFN")            # 0.96 against 0.86: beyond the spread
+    assert not met("MCIHN ahead of MMSA TFN")                      # 0.860 against 0.860: no gap
+    assert met("MCIHN MAE <= 0.88 and Has0 Acc-2 >= 80.3") is False  # Acc-2 80.0 < 80.3
+    assert not met("no seed of MCIHN or TFN best at epoch 1") and "TFN seed 1112" in lines[
+        "no seed of MCIHN or TFN best at epoch 1"]

@@ -25,6 +25,11 @@ Layout of DIR::
 
 A missing or malformed entry is reported by name and the rest of the suite runs; a killed suite
 continues with ``resume`` (finished records are read back; without it a non-empty DIR is refused).
+``jobs`` trains several runs at a time in worker processes (``experiment suite --jobs N``).
+
+MMSA's TFN and LMF read text through an LSTM's last state over every step, padding included, so they are
+given each sequence with its zeros first (``mmsa_models.SUITE_PAD``; with the zeros after the words they
+stayed at the mean predictor on the real sets, the older rows "..., zeros after the words").
 """
 from __future__ import annotations
 
@@ -381,17 +386,18 @@ def load_records(*folders) -> list[dict]:
     return [json.loads(p.read_text()) for f in folders for p in sorted(Path(f).glob("runs/*/*/*.json"))]
 
 
-def pivot_markdown(records: list[dict], split: str = "valid", key: str = "MAE", rows=None, entries=None) -> str:
-    """One table, a row per table row and a column per data set: mean +- std of ``split``'s ``key`` over
-    seeds (the view that chooses a default: every data set at once)."""
+def pivot_markdown(records: list[dict], split: str = "valid", key: str = "MAE", rows=None, entries=None,
+                   scale: float = 1.0, digits: int = 3) -> str:
+    """One table, a row per table row and a column per data set: mean +- std of ``split``'s ``key`` (times
+    ``scale``) over seeds (the view that chooses a default: every data set at once)."""
     entries = entries or list(dict.fromkeys(r["entry"] for r in records))
     rows = rows or list(dict.fromkeys(r["row"] for r in records))
     lines = ["| row | " + " | ".join(entries) + " |", "|---|" + "---|" * len(entries)]
     for row in rows:
         cells = []
         for e in entries:
-            cells.append(mean_std([r[split][key] for r in records if r["row"] == row and r["entry"] == e
-                                   and r[split].get(key) is not None], count=True))
+            cells.append(mean_std([r[split][key] * scale for r in records if r["row"] == row and r["entry"] == e
+                                   and r[split].get(key) is not None], digits=digits, count=True))
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
