@@ -33,7 +33,8 @@ def apply_variant(parts: set, model: str) -> dict:
     """Patch the pipeline for the variant's parts (this process only); returns config overrides."""
     over = {}
     if "raw" in parts:
-        runner.prepare = lambda d, cfg: normalize(d, [m for m in cfg.modalities if m != "text"])
+        prepare_inputs = runner.prepare_inputs
+        runner.prepare = lambda d, cfg: normalize(prepare_inputs(d, cfg), [m for m in cfg.modalities if m != "text"])
     if "bounded" in parts:  # MOSI's label range [-3, 3]
         if model == "tfn":
             from mcihn.baselines.tfn import TFN as cls

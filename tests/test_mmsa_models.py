@@ -109,6 +109,13 @@ def test_front_padding_moves_real_steps_last(data, tmp_path):
     end = write_mmsa_pickle(data, tmp_path, "ta")
     front = write_mmsa_pickle(data, tmp_path, "ta", pad="front")
     assert front != end and "_front_" in front.name
+    assert mmsa_models.data_fingerprint(data, "ta", pad="front") != mmsa_models.data_fingerprint(data, "ta")
+    from mcihn.data import load_mmsa
+    from mcihn.data.pickles import DataFormatError
+
+    assert load_mmsa(str(end)).dims["text"] == data.dims["text"]  # this package reads its own layout back
+    with pytest.raises(DataFormatError, match="'pad'.*zeros first"):  # and refuses the other
+        load_mmsa(str(front))
     with pytest.raises(ValueError, match="pad must be"):
         mmsa_pickle_dict(data, "ta", pad="left")
 
@@ -117,8 +124,9 @@ def test_front_padding_moves_real_steps_last(data, tmp_path):
 @needs_mmsa
 @pytest.mark.parametrize("model", ["tfn", "lmf"])
 @pytest.mark.parametrize("modalities", ["tav", "ta", "t"])
-def test_mmsa_model_runs(one_thread, data, work, model, modalities):
-    r = run_mmsa_model(model, data, 1111, work, modalities, overrides={"early_stop": 1}, pad="front")
+@pytest.mark.parametrize("pad", ["end", "front"])
+def test_mmsa_model_runs(one_thread, data, work, model, modalities, pad):
+    r = run_mmsa_model(model, data, 1111, work, modalities, overrides={"early_stop": 1}, pad=pad)
     assert KEYS <= set(r)
     assert set(r["test"]) == set(METRIC_KEYS["mosi"])
     assert all(math.isfinite(v) for v in r["test"].values()), r["test"]
@@ -133,8 +141,9 @@ def test_mmsa_model_runs(one_thread, data, work, model, modalities):
     assert r["input_sizes"] == {"feature_dims": dims, "seq_lens": [DIMS["text"][0], 1, 1]}
     assert r["absent"] == [m for m in ("text", "audio", "vision") if m[0] not in modalities]
     assert not list((work / "ckpt").iterdir())  # the checkpoint is deleted
-    assert sum(1 for _ in work.glob(f"mmsa_mosi_{modalities}_front_*.pkl")) == 1  # one pickle per data set
-    assert r["pad"] == "front"
+    written = [p.name for p in work.glob(f"mmsa_mosi_{modalities}_*.pkl")]
+    assert sum(("_front_" in n) == (pad == "front") for n in written) == 1  # one pickle per data set and layout
+    assert r["pad"] == pad
 
 
 @needs_mmsa

@@ -212,3 +212,41 @@ def test_targets_table_decides_each_claim_from_the_records():
     assert met("MCIHN MAE <= 0.88 and Has0 Acc-2 >= 80.3") is False  # Acc-2 80.0 < 80.3
     assert not met("no seed of MCIHN or TFN best at epoch 1") and "TFN seed 1112" in lines[
         "no seed of MCIHN or TFN best at epoch 1"]
+
+
+def _pending(tmp_path, seeds):
+    e, row = Entry("lin", "planted", "tav", "linear", 300), Row("MCIHN tiny", "ours", "mcihn")
+    return [(e, row, s, tmp_path / f"{s}.json") for s in seeds], e, row
+
+
+def test_suite_pool_stops_and_names_the_runs_when_a_worker_dies(tmp_path):
+    from _pool_jobs import crash
+    from mcihn.experiments.suite import SuiteResult, _run_pool
+
+    pending, e, row = _pending(tmp_path, (1, 2))
+    res = SuiteResult(rows=[row], entries=[e])
+    with pytest.raises(RuntimeError, match=r"a worker process died.*lin/MCIHN tiny/1.*--resume"):
+        _run_pool(pending, res, tmp_path, None, 2, "cpu", 1, log=lambda *a: None, job=crash)
+    assert not res.records
+
+
+def test_suite_pool_interrupted_ends_its_workers_and_keeps_what_finished(tmp_path):
+    """Ctrl-C (here: raised while the first record is logged) cancels the queue and ends the running worker at
+    once, instead of waiting for its minute-long run; the finished record is kept."""
+    import time
+
+    from _pool_jobs import quick_or_slow
+    from mcihn.experiments.suite import SuiteResult, _run_pool
+
+    pending, e, row = _pending(tmp_path, (1, 2, 3))
+    res = SuiteResult(rows=[row], entries=[e])
+
+    def log(line):
+        if "seed 1:" in line:
+            raise KeyboardInterrupt
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _run_pool(pending, res, tmp_path, None, 2, "cpu", 1, log=log, job=quick_or_slow)
+    assert time.monotonic() - t0 < 40  # not the 60 s of the running job, nor 120 s of the queue
+    assert [r["seed"] for r in res.records] == [1]

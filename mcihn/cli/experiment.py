@@ -29,7 +29,8 @@ def add_experiment(sub):
                         "easydict nvidia-ml-py; skipped with a message without it)")
     g.add_argument("--jobs", type=POSITIVE_INT, default=1, metavar="N",
                    help="train N runs at a time, each in its own process with --threads torch threads (default 1 "
-                        "thread there); N at most the number of cores")
+                        "thread there); N at most the number of cores. The suite trains on the CPU unless --device "
+                        "names a GPU (its records are CPU runs)")
     g.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                    help="config overrides of MCIHN's row, as an extra row named by them (e.g. --set lr=3e-4)")
     add_run_args(p, resume="continue an interrupted table run in --out", out="output folder (one sub-folder per model)")
@@ -86,12 +87,12 @@ def cmd_suite(a) -> int:
     variants = [("MCIHN " + " ".join(a.set), "mcihn", sets)] if sets else []
     rows = default_rows(models=models, mmsa=a.mmsa, variants=variants)
     from ..utils import OutLock, check_writable, resolve_device
-    device = resolve_device(a.device)
+    device = resolve_device("cpu" if a.device == "auto" else a.device)  # the suite's records are CPU runs
     check_writable(a.out, "--out", folder=True)
     with OutLock(a.out, "--out"):
         res = run_suite(a.out, entries, rows, seeds=a.seeds or (1111, 1112, 1113, 1114, 1115), shared=a.shared,
                         resume=a.resume, jobs=a.jobs, device=str(device),
-                        threads=a.threads if a.jobs == 1 else (getattr(a, "threads_asked", None) or 1))
+                        threads=getattr(a, "threads_asked", None) or 1)
     print(res.to_markdown("test"))
     print(f"wrote {a.out}/suite.md, valid.md, suite.json" + (f"; not run: {', '.join(res.errors)}" if res.errors else ""))
     return 0

@@ -304,6 +304,10 @@ def _from_dict(obj, source: str, dataset: str | None, copy: bool) -> MultimodalD
     meta = obj.get("meta") or {}
     if not isinstance(meta, dict):
         raise DataFormatError(f"{source}: top-level 'meta' must be a dict, got {type(meta).__name__}")
+    if meta.get("pad", "end") != "end":  # mcihn.experiments.mmsa_models writes such files for MMSA's models
+        raise DataFormatError(f"{source}: top-level 'meta', field 'pad': {meta['pad']!r}: the sequences have their "
+                              "zeros first (written for MMSA's TFN / LMF); this package reads real steps first: "
+                              "write the pickle with pad='end'")
     dataset = _infer_dataset(obj, meta, dataset, source)
     splits = {s: _parse_split(obj[s], s, source, dataset, copy) for s in SPLITS}
     _warn_shared_ids(source, splits)

@@ -179,7 +179,11 @@ def run_one(row: Row, entry: Entry, data, seed: int, work: Path, device: str = "
                "valid_curve": r["valid_loss"]}
     else:
         rec = reference(row.kind, data, entry.modalities)
-    rec.update(row=row.label, entry=entry.name, seed=seed, seconds=round(time.time() - t0, 1))
+    import torch
+
+    rec.update(row=row.label, entry=entry.name, seed=seed, seconds=round(time.time() - t0, 1),
+               device=str(device) if row.side == "ours" else ("cpu" if row.side == "mmsa" else None),
+               torch=torch.__version__)
     return rec
 
 
@@ -263,7 +267,7 @@ def default_rows(models=("mcihn", "tfn"), mmsa=("tfn", "lmf"), variants=(), mcih
         rows.append(Row("MCIHN, text only", "ours", "mcihn", (("modalities", "t"),)))
     from .mmsa_models import SUITE_PAD
 
-    rows += [Row(f"MMSA {k.upper()}", "mmsa", k, (("pad", SUITE_PAD),)) for k in mmsa]
+    rows += [Row(mmsa_label(k, SUITE_PAD), "mmsa", k, (("pad", SUITE_PAD),)) for k in mmsa]
     rows += [Row(label, "ours", kind, tuple(sorted(over.items()))) for label, kind, over in variants]
     return rows
 
@@ -332,6 +336,7 @@ def _guarded(row: Row, entry: Entry, seed: int, path: Path, run) -> tuple[dict |
 
 
 def _keep(res: SuiteResult, outcome, log) -> None:
+    """Add a finished run's record to ``res`` and log one line; log the error of a failed one."""
     rec, err = outcome
     if err is not None:
         log(err)
@@ -344,26 +349,64 @@ def _keep(res: SuiteResult, outcome, log) -> None:
         + (f", best epoch {rec['best_epoch']}" if rec.get("best_epoch") else "") + f" ({rec['seconds']:.0f} s)")
 
 
-def _run_pool(pending, res: SuiteResult, out: Path, shared, jobs: int, device: str, threads: int, log) -> None:
-    """Train the ``pending`` runs in ``jobs`` worker processes (spawned: no state shared with this one),
-    the longest kinds first so that the pool's tail is short; tables are rewritten as records arrive."""
+def _run_pool(pending, res: SuiteResult, out: Path, shared, jobs: int, device: str, threads: int, log,
+              job=None) -> None:
+    """Train the ``pending`` runs in ``jobs`` worker processes (spawned: no state shared with this one), MMSA's
+    runs first (the longest here), then ours, larger planted sets first; tables are rewritten as records arrive.
+
+    A run that raises is reported by entry, row and seed and the others go on. A worker that dies (killed, out
+    of memory), a full disk, Ctrl-C or SIGTERM stop the pool: queued runs are cancelled, running ones ended,
+    and the error is raised (the finished records stay; ``--resume`` continues). ``job``: what a worker runs
+    (default :func:`_pool_job`; the tests give others)."""
+    import errno
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     order = {"mmsa": 0, "ours": 1}
     pending = sorted(pending, key=lambda j: (order.get(j[1].side, 2), -j[0].n_train))
     log(f"{len(pending)} runs in {jobs} processes ({threads} torch thread(s) each, device {device})")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(_pool_job, e, row, seed, str(path), str(out), str(shared) if shared else None,
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    try:
+        futures = {pool.submit(job or _pool_job, e, row, seed, str(path), str(out), str(shared) if shared else None,
                                device, threads): (e, row, seed) for e, row, seed, path in pending}
         for f in as_completed(futures):
             e, row, seed = futures[f]
             try:
                 rec, err = f.result()
-            except Exception as crash:  # noqa: BLE001 - a worker that died (killed, out of memory)
-                rec, err = None, f"[{e.name}] {row.label} seed {seed}: failed: {type(crash).__name__}: {crash}"
+            except BrokenProcessPool as dead:
+                unfinished = [f"{x.name}/{r.label}/{s_}" for g, (x, r, s_) in futures.items() if not g.done()
+                              or g.exception() is not None]
+                raise RuntimeError(f"a worker process died ({dead}); runs not finished: {', '.join(unfinished)}; "
+                                   "the finished records are kept: rerun with --resume") from dead
+            except OSError as full:
+                if full.errno == errno.ENOSPC:
+                    raise
+                rec, err = None, f"[{e.name}] {row.label} seed {seed}: failed: {type(full).__name__}: {full}"
             _keep(res, (rec, err), log)
             write_tables(res, out)
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the main process, which stops them (:func:`_stop_pool`)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(pool) -> None:
+    """Cancel the queued runs and end the running ones (their records are not written: a rerun trains them)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # the executor keeps no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    for p in processes:
+        p.join(timeout=10)
 
 
 _WORKER_DATA: dict = {}  # entry name -> its data, loaded once per worker process
@@ -381,9 +424,24 @@ def _pool_job(entry: Entry, row: Row, seed: int, path: str, out: str, shared, de
     return _guarded(row, entry, seed, Path(path), lambda: run_one(row, entry, data, seed, Path(out), device))
 
 
+def mmsa_label(kind: str, pad: str) -> str:
+    """The row label of MMSA's model ``kind`` given its sequences with ``pad`` (one label per layout, so that
+    the two never share a row)."""
+    from .mmsa_models import SUITE_PAD
+
+    return f"MMSA {kind.upper()}" + ("" if pad == SUITE_PAD else ", zeros after the words")
+
+
 def load_records(*folders) -> list[dict]:
-    """Every per-run record under ``DIR/runs`` of one or more suite folders."""
-    return [json.loads(p.read_text()) for f in folders for p in sorted(Path(f).glob("runs/*/*/*.json"))]
+    """Every per-run record under ``DIR/runs`` of one or more suite folders. Records of MMSA's models written
+    before the layout was recorded (no "pad"; they all had the zeros after the words) get that layout's label."""
+    out = []
+    for p in (p for f in folders for p in sorted(Path(f).glob("runs/*/*/*.json"))):
+        rec = json.loads(p.read_text())
+        if p.parent.name.startswith("mmsa_") and "pad" not in rec:
+            rec.update(pad="end", row=mmsa_label(p.parent.name.split("_")[1], "end"))
+        out.append(rec)
+    return out
 
 
 def pivot_markdown(records: list[dict], split: str = "valid", key: str = "MAE", rows=None, entries=None,
@@ -403,6 +461,7 @@ def pivot_markdown(records: list[dict], split: str = "valid", key: str = "MAE", 
 
 
 def write_tables(res: SuiteResult, out: Path) -> None:
+    res.records.sort(key=lambda r: (r["entry"], r["row"], r["seed"]))  # the same files whatever the finishing order
     atomic_write_bytes(out / "suite.md", res.to_markdown("test").encode())
     labels = [r.label for r in res.rows]
     atomic_write_bytes(out / "valid.md", ("Validation MAE, mean ± std (seeds): what chooses a default.\n\n"
