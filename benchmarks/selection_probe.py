@@ -21,8 +21,7 @@ import json
 import numpy as np
 import torch
 
-from mcihn.data.real import load_mosi_ta, load_mosi_text
-from mcihn.experiments.suite import ENTRIES, SHARED_FILES, find_shared, ours_config
+from mcihn.experiments.suite import ENTRIES, find_shared, ours_config
 from mcihn.metrics import evaluate
 from mcihn.training.runner import model_tensors, prepare, run_seed
 
@@ -34,8 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default="runs/suite/cache")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    path = f"{find_shared()}/{SHARED_FILES[a.entry]}"
-    data = (load_mosi_text if a.entry == "mosi-text" else load_mosi_ta)(path, cache_dir=a.cache)
+    data = ENTRIES[a.entry].load(find_shared(), a.cache)  # the suite's own loader
     cfg = ours_config("mcihn", ENTRIES[a.entry], data)
     prepared = prepare(data, cfg)
     test = {k: v for k, v in model_tensors(prepared[0]["test"], cfg).items()}

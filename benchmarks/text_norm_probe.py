@@ -18,13 +18,13 @@ Results and what they say: benchmarks/text_norm_probe.md. A probe, not a default
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 
 import torch
 
 from mcihn.data import normalize
-from mcihn.data.real import load_mosi_ta, load_mosi_text
-from mcihn.experiments.suite import ENTRIES, SHARED_FILES, find_shared, ours_config
+from mcihn.experiments.suite import ENTRIES, find_shared, ours_config
 from mcihn.training import runner
 from mcihn.training.runner import run_experiment
 
@@ -70,9 +70,7 @@ def main(argv=None) -> int:
     p.add_argument("--shared", help="folder with mosi-audio/ and mosi-text/ (default ../shared/data)")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
-    shared = a.shared or find_shared()
-    path = f"{shared}/{SHARED_FILES[a.entry]}"
-    data = (load_mosi_text if a.entry == "mosi-text" else load_mosi_ta)(path, cache_dir=a.cache)
+    data = ENTRIES[a.entry].load(Path(a.shared) if a.shared else find_shared(), a.cache)  # the suite's loader
     over = apply_variant(set(a.variant.split("+")), a.model)
     cfg = ours_config(a.model, ENTRIES[a.entry], data, tuple(over.items()))
     for s in a.seeds:
