@@ -6,8 +6,10 @@
 Each run is the suite's own (``experiments.suite.ours_config``: the defaults of ``train --data FILE``) with the
 variant's changes, one JSON line per seed (valid and test MAE, Has0 Acc-2, best epoch):
 
-    raw       the text features as the encoder gave them: no z-scoring of text (the other modalities are
+    raw       the text features as the encoder gave them, not even centred (the other modalities are
               z-scored as usual). MMSA feeds every feature raw.
+    zall      every modality z-scored, text too (``zscore="all"``: the pipeline before 2026-12-05; the
+              base is now ``"auto"``, which centres a real set's text without scaling it)
     small     TFN with MMSA's MOSI sizes where ours has a counterpart: text 32, inference layers 64
     drop5     dropout 0.5 (MMSA's TFN: 0.3 on the subnetworks, 0.5 after the fusion)
     bounded   the output squashed as MMSA's TFN does: 6 sigmoid(y) - 3 (TFN or MCIHN)
@@ -48,13 +50,15 @@ def apply_variant(parts: set, model: str) -> dict:
             return out
 
         cls.forward = bounded
+    if "zall" in parts:
+        over["zscore"] = "all"
     if "drop5" in parts:
         over["dropout"] = 0.5
     if "small" in parts:
         if model != "tfn":
             raise SystemExit("variant small is TFN's")
         over.update(text_dim=32, post_hidden=64)
-    unknown = parts - {"raw", "bounded", "drop5", "small", "base"}
+    unknown = parts - {"raw", "zall", "bounded", "drop5", "small", "base"}
     if unknown:
         raise SystemExit(f"unknown variant part(s) {sorted(unknown)}")
     return over
@@ -64,7 +68,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--entry", choices=["mosi-ta", "mosi-text"], required=True)
     p.add_argument("--model", choices=["tfn", "mcihn"], required=True)
-    p.add_argument("--variant", default="raw", help="parts joined by +: raw, small, drop5, bounded (base: none)")
+    p.add_argument("--variant", default="raw", help="parts joined by +: raw, zall, small, drop5, bounded (base: none)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112, 1113])
     p.add_argument("--cache", default="runs/suite/cache", help="the suite's text cache (encoded transcripts)")
     p.add_argument("--shared", help="folder with mosi-audio/ and mosi-text/ (default ../shared/data)")

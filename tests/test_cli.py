@@ -186,6 +186,7 @@ def test_train_on_the_embedded_synthetic_default(tmp_path, capsys):
     (["--patience", "0"], "argument --patience: must be >= 1"),  # argparse: exits with 2, naming the option
     (["--device", "foo"], "--device 'foo'"),
     (["--mmd-weight", "-1"], "argument --mmd-weight: must be a finite number >= 0"),
+    (["--zscore", "none"], "argument --zscore: invalid choice"),
 ])
 def test_bad_training_options_return_2_before_training(trained, tmp_path, capsys, extra, message):
     _, data, _ = trained
@@ -225,19 +226,37 @@ def test_resume_on_other_training_data_is_refused(trained, tmp_path, capsys):
     assert rc == 2 and "training split differs" in capsys.readouterr().err
 
 
+def test_zscore_option_reaches_the_config_and_the_run(tmp_path):
+    """--zscore all: the training config says so and the prepared inputs z-score a real set's text too."""
+    from mcihn.cli import build_parser
+    from mcihn.cli.train import _train_config
+    from mcihn.data import from_mmsa_dict
+    from mcihn.training.runner import prepare
+
+    from test_data import make_mmsa
+
+    parser = build_parser()
+    real = from_mmsa_dict(make_mmsa(), "memory")
+    for extra, rule, centred in (([], "auto", ("text",)), (["--zscore", "all"], "all", ())):
+        cfg = _train_config(parser.parse_args(["train", "--out", str(tmp_path), *extra]), "tiny")
+        assert cfg.zscore == rule
+        assert prepare(real, cfg)[1].centred == centred
+
+
 def test_choices_are_read_from_the_registries():
     """--model, --dataset (make-synthetic: --kind) and --preset offer what the registries hold, with no copy."""
     import argparse
 
     from mcihn.cli import build_parser
     from mcihn.data.mmsa import LABEL_RANGE
+    from mcihn.data.normalize import ZSCORE_RULES
     from mcihn.model.config import PRESETS
     from mcihn.training.registry import MODEL_KINDS
 
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     registry = {"--model": tuple(MODEL_KINDS), "--dataset": tuple(LABEL_RANGE), "--kind": tuple(LABEL_RANGE),
-                "--preset": tuple(PRESETS)}
+                "--preset": tuple(PRESETS), "--zscore": ZSCORE_RULES}
     seen = set()
     for name, p in sub.choices.items():
         for act in p._actions:

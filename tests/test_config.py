@@ -58,7 +58,8 @@ def test_presets():
 
 
 @pytest.mark.parametrize("kw", [dict(latent_dim=12, heads=5), dict(latent_dim=10, heads=4),
-                                dict(latent_len=0), dict(batch_size=0), dict(mmd_samples="frames")])
+                                dict(latent_len=0), dict(batch_size=0), dict(mmd_samples="frames"),
+                                dict(zscore="none")])
 def test_config_validation(kw):
     with pytest.raises(ValueError):
         MCIHNConfig.tiny(**kw)

@@ -15,7 +15,8 @@ import torch
 from _helpers import small  # noqa: F401 (a fixture)
 from mcihn.data.normalize import Z_CLIP
 from mcihn.data import (LABEL_RANGE, SPLITS, DataFormatError, MultimodalData, Normalizer, SplitData,
-                        UnsafePickleError, from_mmsa_dict, load_mmsa, normalize, safe_load_pickle)
+                        UnsafePickleError, from_mmsa_dict, load_mmsa, normalize, safe_load_pickle,
+                        synthetic_data)
 
 SIZES = {"train": 5, "valid": 3, "test": 4}
 TEXT_T, TEXT_D, AUDIO_T, AUDIO_D, VISION_T, VISION_D = 6, 7, 9, 5, 4, 3
@@ -357,7 +358,7 @@ def test_dead_feature_is_zero_in_every_split_and_said():
 def test_normalize_uses_train_only_and_state_dict_round_trip(tmp_path):
     data = from_mmsa_dict(make_mmsa(), "memory")
     data.splits["valid"].features["vision"] *= 10.0  # valid statistics now differ a lot
-    out, norm = normalize(data, "tav")
+    out, norm = normalize(data, "tav", "all")  # every modality z-scored (the real-text rule: the next test)
     train_v = data["train"].features["vision"][data["train"].mask("vision")]
     np.testing.assert_allclose(norm.mean["vision"], train_v.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(norm.std["vision"], train_v.std(0), rtol=1e-5)
@@ -375,12 +376,47 @@ def test_normalize_uses_train_only_and_state_dict_round_trip(tmp_path):
     assert isinstance(out, MultimodalData) and out.dataset == "mosi"
 
     state = norm.state_dict()
-    assert all(isinstance(v, torch.Tensor) for sd in state.values() for v in sd.values())
+    assert all(isinstance(sd[k], torch.Tensor) for sd in state.values() for k in ("mean", "std"))
+    assert not any(sd["centred"] for sd in state.values())
     torch.save(state, tmp_path / "norm.pt")
     back = Normalizer.from_state_dict(torch.load(tmp_path / "norm.pt", weights_only=True))
     again = back.transform(data["test"])
     for m in ("text", "audio", "vision"):
         np.testing.assert_array_equal(again.features[m], out["test"].features[m])
+
+
+def test_real_text_is_centred_not_scaled_and_the_rule_travels_with_the_state(tmp_path):
+    """Default rule "auto": the text of real data (a pretrained encoder's states) keeps its scale, only its train
+    mean removed and nothing clipped; audio and vision are z-scored; synthetic data and rule "all" z-score all."""
+    data = from_mmsa_dict(make_mmsa(), "memory")
+    assert not data.synthetic
+    far = tuple(np.argwhere(data["test"].mask("text"))[0])  # a real step of the test split
+    data.splits["test"].features["text"][far] += 1e4  # far beyond any clip: must pass through unclipped
+    out, norm = normalize(data, "tav")
+    assert norm.centred == ("text",)
+    train_t = data["train"].features["text"][data["train"].mask("text")]
+    for s in SPLITS:
+        x, mask = data[s].features["text"], data[s].mask("text")
+        np.testing.assert_allclose(out[s].features["text"][mask], (x - train_t.mean(0))[mask], rtol=1e-5, atol=1e-5)
+        assert (out[s].features["text"][~mask] == 0).all()
+    assert out["test"].features["text"][far].max() > 1e3
+    z = out["train"].features["audio"][out["train"].mask("audio")]
+    np.testing.assert_allclose(z.std(0), 1, atol=1e-4)  # audio still z-scored
+    assert any("text: centred, not scaled" in line for line in norm.report())
+
+    torch.save(norm.state_dict(), tmp_path / "norm.pt")
+    back = Normalizer.from_state_dict(torch.load(tmp_path / "norm.pt", weights_only=True))
+    assert back.centred == ("text",)
+    np.testing.assert_array_equal(back.transform(data["test"]).features["text"], out["test"].features["text"])
+    old = {m: {k: v for k, v in st.items() if k != "centred"} for m, st in norm.state_dict().items()}
+    assert Normalizer.from_state_dict(old).centred == ()  # a checkpoint from before the rule: z-scored as then
+
+    assert normalize(data, "tav", "all")[1].centred == ()
+    assert normalize(data, "av")[1].centred == ()  # no text read: nothing to centre
+    synth = synthetic_data("mosi", splits={"train": 40, "valid": 10, "test": 10}, seed=1)
+    assert synth.synthetic and normalize(synth, "tav")[1].centred == ()
+    with pytest.raises(ValueError, match="zscore must be one of"):
+        normalize(data, "tav", "text")
 
 
 def test_empty_split_is_refused_with_its_name():

@@ -8,7 +8,7 @@ import types
 import numpy as np
 import pytest
 
-from mcihn.data.normalize import Normalizer
+from mcihn.data.normalize import fit_normalizer
 from mcihn.data.synthetic import synthetic_data
 from mcihn.experiments import mmsa_models
 from mcihn.experiments.mmsa_models import (mmsa_available, mmsa_pickle_dict, run_mmsa_model, write_mmsa_pickle)
@@ -86,7 +86,7 @@ def test_pickle_written_once_and_zscored(data, tmp_path):
     assert z != p and "_z_" in z.name and write_mmsa_pickle(data, tmp_path, "tav") not in (p, z)
     with open(z, "rb") as f:
         obj = pickle.load(f)
-    norm = Normalizer.fit(data["train"], ("text", "audio"))
+    norm = fit_normalizer(data, ("text", "audio"))
     for s in ("train", "test"):
         want = norm.transform(data[s])
         for m in ("text", "audio"):

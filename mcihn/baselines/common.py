@@ -51,6 +51,7 @@ class BaselineConfig:
     weight_decay: float = 0.0
     warmup_epochs: float = 0.0
     lr_schedule: str = "constant"
+    zscore: str = "auto"              # as MCIHNConfig: what the pipeline z-scores
     text_encoder: str | None = None  # as MCIHNConfig: a fine-tuned BERT-family encoder
     text_lr: float = TEXT_LR
     preset: str = "paper"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..data.normalize import ZSCORE_RULES
 from ..modalities import parse_modalities
 from ..model.config import MCIHNConfig
 from ..training.registry import MODEL_KINDS
@@ -52,6 +53,9 @@ def add_train(sub):
                         "(free, as printed) or none")
     p.add_argument("--lr", type=POSITIVE, help="Adam learning rate of every module but a text encoder (paper: 1e-3)")
     p.add_argument("--batch-size", type=POSITIVE_INT, help="batch size (paper: 32)")
+    p.add_argument("--zscore", choices=ZSCORE_RULES,
+                   help="which features are z-scored with train-split statistics: auto (default: all but the text of "
+                        "real data, a pretrained encoder's states, which is only centred) or all")
     p.add_argument("--text-encoder", metavar="NAME_OR_DIR",
                    help="fine-tune this BERT-family encoder inside the model (Sec. 4.3), on the pickle's token ids "
                         "(text_bert) or its raw_text: a hub name (bert-base-uncased, bert-base-chinese) or a local "
@@ -129,7 +133,7 @@ def _train_config(a, preset: str, n_train: int | None = None):
     modalities = parse_modalities(a.modalities if a.modalities is not None else from_params or "tav")
     training = {**tuned, **{k: v for k, v in dict(epochs=a.epochs, patience=a.patience, lr=a.lr,
                                                    batch_size=a.batch_size, text_encoder=a.text_encoder,
-                                                   text_lr=a.text_lr).items() if v is not None}}
+                                                   text_lr=a.text_lr, zscore=a.zscore).items() if v is not None}}
     if a.model == "mcihn":
         extra = {k: getattr(a, k) for k in ("mmd_weight", "mmd_samples", "adv_lr_scale", "schedule", "adv_weight",
                                              "rec_weight", "disc_samples", "xi", "missing_aug")

@@ -69,9 +69,10 @@ audio and vision over all steps, where the order does not matter). Measured on t
 only, seed 1111, MMSA's MOSI config): MMSA's TFN, test MAE 1.481 with ``pad="end"`` (the mean predictor is at
 1.464) and 0.898 with ``pad="front"``; the suite gives MMSA ``pad="front"`` (``SUITE_PAD``).
 
-``zscore=True``: MMSA is given a copy z-scored per feature with the train split's statistics over real steps
-(:class:`mcihn.data.normalize.Normalizer`: population std, padding kept 0), the preprocessing of this package's
-own pipeline, as ``benchmarks/mmsa_crosscheck.py --zscore`` did. A diagnostic: MMSA feeds raw features.
+``zscore=True``: MMSA is given a copy normalised with the train split's statistics over real steps as this
+package's own pipeline normalises (:func:`mcihn.data.normalize.fit_normalizer`, default rule: z-scored per
+feature, a real set's text only centred; padding kept 0), as ``benchmarks/mmsa_crosscheck.py --zscore`` did.
+A diagnostic: MMSA feeds raw features, and the suite's MMSA rows are given them raw.
 
 Metrics. ``test`` in the result is :func:`mcihn.metrics.evaluate` on MMSA's own test predictions;
 ``mmsa_test`` is MMSA's ``MetricsTop`` (plus its test "Loss"), and ``metrics_match`` says whether the two
@@ -134,14 +135,15 @@ def mmsa_available() -> str | None:
 
 # ----------------------------------------------------------------------------- data -> MMSA pickle
 def zscore_data(data: MultimodalData, modalities=MODALITIES) -> MultimodalData:
-    """``data`` with ``modalities`` (those it has) z-scored per feature by the train split's real steps
-    (:class:`mcihn.data.normalize.Normalizer`); padding stays 0, everything else unchanged."""
+    """``data`` with ``modalities`` (those it has) normalised by the train split's real steps as this
+    package's models see them (:func:`mcihn.data.normalize.fit_normalizer`, default rule: z-scored, a real
+    set's text only centred); padding stays 0, everything else unchanged."""
     import dataclasses
 
-    from ..data.normalize import Normalizer
+    from ..data.normalize import fit_normalizer
 
     present = tuple(m for m in parse_modalities(modalities) if m in data.dims)
-    norm = Normalizer.fit(data["train"], present)
+    norm = fit_normalizer(data, present)
     return dataclasses.replace(data, splits={s: norm.transform(sd) for s, sd in data.splits.items()})
 
 
@@ -212,7 +214,8 @@ def data_fingerprint(data: MultimodalData, modalities="tav", zscore: bool = Fals
                 h.update(repr(p).encode())
             h.update(b"\x00")
 
-    add(_PICKLE_FORMAT, data.dataset, mods, bool(zscore), *(("pad", pad) if pad != "end" else ()))
+    add(_PICKLE_FORMAT, data.dataset, mods, bool(zscore), *(("pad", pad) if pad != "end" else ()),
+        *(("rule", "auto") if zscore else ()))  # zscore_data's rule (a real set's text only centred)
     for s in SPLITS:
         sd = data[s]
         add(s, "\x1f".join(sd.ids), "\x1f".join(sd.raw_text or []), np.asarray(sd.labels, np.float32))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..data.normalize import ZSCORE_RULES
 from ..modalities import MODALITIES, parse_modalities
 from .aae import DISC_SAMPLES
 from .ffm import FFM_VALUES
@@ -41,6 +42,8 @@ def check_training_fields(cfg) -> None:
         raise ValueError(f"warmup_epochs must be a finite number >= 0, got {cfg.warmup_epochs}")
     if cfg.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, not {cfg.lr_schedule!r}")
+    if cfg.zscore not in ZSCORE_RULES:
+        raise ValueError(f"zscore must be one of {ZSCORE_RULES}, not {cfg.zscore!r}")
 
 
 @dataclass
@@ -73,6 +76,9 @@ class MCIHNConfig:
     Training (Algorithm 1, Sec. 4.3)
         lr, batch_size, epochs (max), patience (early stopping on validation MAE), grad_clip (None = off).
         weight_decay: AdamW's decoupled weight decay on weight matrices (0 = Adam, as the paper).
+        zscore: which input features are z-scored with train-split statistics: "auto" (default: all but the
+            text of real data, a pretrained encoder's states, which is only centred) or "all"
+            (``mcihn.data.normalize``; docs/results.md, "What is z-scored").
         warmup_epochs: linear learning-rate warm-up; lr_schedule: "constant" or "cosine" after it
             (``mcihn.training.trainer.lr_factor``).
         schedule: "joint" (default): per batch a discriminator step on detached codes, then ONE
@@ -133,6 +139,7 @@ class MCIHNConfig:
     weight_decay: float = 0.0
     warmup_epochs: float = 0.0
     lr_schedule: str = "constant"
+    zscore: str = "auto"
     text_encoder: str | None = None
     text_lr: float = TEXT_LR
     preset: str = "paper"

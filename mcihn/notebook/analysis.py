@@ -24,7 +24,7 @@ import torch
 from ..model.aae import reconstruction_loss
 from ..modalities import LETTER, others_of, pair_key, paper_order
 from ..model.config import MCIHNConfig
-from ..data import MultimodalData, Normalizer
+from ..data import MultimodalData, Normalizer, fit_normalizer
 from ..model.mmd import as_samples, gaussian_mmd2, gaussian_mmd2_analytic, mmd2
 from ..model.mcihn import MCIHN
 from ..training.trainer import iterate_batches
@@ -38,11 +38,11 @@ def model_inputs(data: MultimodalData, split: str, modalities, normalizer: Norma
                  max_samples: int | None = None, device="cpu") -> dict:
     """Tensors of one split, normalised as in training: {m: (N, T, D), m_mask: (N, T), label: (N,)}.
 
-    ``normalizer`` defaults to the statistics of the training split, which is what
+    ``normalizer`` defaults to the statistics of the training split under the default rule, which is what
     :func:`mcihn.training.runner.run_seed` uses; pass a checkpoint's own normaliser for other data.
     ``max_samples`` keeps the first N clips.
     """
-    normalizer = normalizer or Normalizer.fit(data["train"], modalities)
+    normalizer = normalizer or fit_normalizer(data, modalities)
     tensors = normalizer.transform(data[split]).to_tensors(modalities)
     if max_samples is not None:
         tensors = {k: v[:max_samples] for k, v in tensors.items()}

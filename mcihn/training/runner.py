@@ -77,10 +77,12 @@ def prepare_inputs(data: MultimodalData, cfg) -> MultimodalData:
 
 def prepare(data: MultimodalData, cfg) -> tuple[MultimodalData, Normalizer]:
     """:func:`prepare_inputs`, then z-scoring with train-split statistics of the features the model reads
-    (not the pickle's text features when a text encoder makes its own)."""
+    (not the pickle's text features when a text encoder makes its own), under the rule ``cfg.zscore``
+    (:mod:`mcihn.data.normalize`: by default a pretrained encoder's text states are only centred)."""
     data = prepare_inputs(data, cfg)
     own_text = bool(getattr(cfg, "text_encoder", None))
-    return normalize(data, [m for m in cfg.modalities if not (own_text and m == "text")] or [])
+    return normalize(data, [m for m in cfg.modalities if not (own_text and m == "text")] or [],
+                     getattr(cfg, "zscore", "auto"))
 
 
 def compile_phases(trainer: Trainer) -> Trainer:
@@ -264,7 +266,7 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
     the epoch lines' names mean above the first seed's first line."""
     out_dir = Path(out_dir) if out_dir is not None else None
     prepared = prepare(data, cfg)  # checked inputs and train-split statistics, the same for every seed
-    for line in prepared[1].report():  # dead features, clipped outliers
+    for line in prepared[1].report():  # centred-only modalities, dead features, clipped outliers
         log(line)
     if out_dir is not None:
         _clean(out_dir, log)
