@@ -214,6 +214,36 @@ def test_targets_table_decides_each_claim_from_the_records():
         "no seed of MCIHN or TFN best at epoch 1"]
 
 
+def test_zscore_rule_table_compares_the_same_seeds_and_refuses_records_of_the_wrong_rule(tmp_path):
+    """benchmarks/zscore_rule.py: per (data set, row), the seeds both folders have, valid and test MAE under each
+    rule and the spread verdict; a folder whose records say another rule is refused with their names."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "zscore_rule.py"
+    spec = importlib.util.spec_from_file_location("zscore_rule", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def write(folder, seed, mae, rule):
+        rec = {"row": "TFN", "entry": "mosi-text", "seed": seed, "best_epoch": 4, "valid": {"MAE": mae},
+               "test": {"MAE": mae + 0.05}, "config": {} if rule is None else {"zscore": rule}}
+        f = tmp_path / folder / "runs" / "mosi-text" / "ours_tfn" / f"{seed}.json"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(rec))
+
+    for seed, old, new in ((1111, 0.90, 0.86), (1112, 0.91, 0.87), (1113, 0.89, 0.85)):
+        write("all", seed, old, None)   # a record from before the rule: run under "all"
+        write("auto", seed, new, "auto")
+    write("auto", 1114, 0.10, "auto")   # a seed only one side has: left out
+    out = tmp_path / "t.md"
+    assert mod.main(["--all", str(tmp_path / "all"), "--auto", str(tmp_path / "auto"), "--out", str(out)]) == 0
+    line = out.read_text().splitlines()[2]
+    assert "| mosi-text | TFN | 1111-1113 (3) | 0.900 ± 0.008 | 0.860 ± 0.008 | auto (+0.040" in line
+    with pytest.raises(SystemExit):
+        mod.main(["--all", str(tmp_path / "auto"), "--auto", str(tmp_path / "auto")])
+
+
 def _pending(tmp_path, seeds):
     e, row = Entry("lin", "planted", "tav", "linear", 300), Row("MCIHN tiny", "ours", "mcihn")
     return [(e, row, s, tmp_path / f"{s}.json") for s in seeds], e, row
