@@ -1,7 +1,7 @@
 """What is z-scored: the suite's rows under the rule "all" (every modality z-scored) against "auto" (a real
 set's text, a pretrained encoder's states, only centred), from the per-run records of two suite folders.
 
-    python benchmarks/zscore_rule.py --all benchmarks/zscore_rule_runs/all --auto benchmarks/suite_runs \
+    python benchmarks/zscore_rule.py --all benchmarks/zscore_rule_runs/all --auto benchmarks/zscore_rule_runs/auto \
         --out benchmarks/zscore_rule.md
 
 Only rows of this package's models on real entries differ between the rules: the planted sets are synthetic

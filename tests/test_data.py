@@ -444,3 +444,20 @@ def test_train_modality_without_any_real_time_step_is_refused():
 def test_to_tensors_carries_each_samples_index(small):
     t = small["valid"].to_tensors("tav")
     assert t["index"].dtype == torch.long and torch.equal(t["index"], torch.arange(len(small["valid"])))
+
+
+def test_a_saved_config_without_zscore_reads_as_the_old_pipeline(small_data):
+    """Checkpoints and suite records from before the rule z-scored everything: on synthetic data that is
+    what "auto" does (nothing to tell apart), on real data it is not, and the difference is named."""
+    import dataclasses
+
+    from mcihn.model.config import MCIHNConfig
+    from mcihn.training.runner import config_changes
+
+    cfg = MCIHNConfig.tiny()
+    old = {k: v for k, v in cfg.to_dict().items() if k != "zscore"}
+    assert config_changes(old, cfg, small_data) == []
+    real = dataclasses.replace(small_data, synthetic=False)
+    assert config_changes(old, cfg, real) == ["zscore: 'all' then, 'auto' now"]
+    assert config_changes(old, MCIHNConfig.tiny(zscore="all"), real) == []
+    assert config_changes({**old, "lr": 0.5, "epochs": 99}, cfg, small_data) == [f"lr: 0.5 then, {cfg.lr!r} now"]

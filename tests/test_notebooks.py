@@ -28,6 +28,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from mcihn.model.config import MCIHNConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -261,21 +263,22 @@ def test_07_tuning(executed):
 def test_08_missing_modalities(executed):
     res = executed("08_missing_modalities")
     r, text = res["record"], _stream_text(res["nb"])
-    remedy = f"MCIHN + missing_aug {r['missing_aug']}"
+    plain, remedy = r["names"]["plain"], r["names"]["remedy"]
+    assert r["missing_aug"] == MCIHNConfig().missing_aug, "the remedy shown is MCIHN's default"
     curves, floor = r["curves"], r["mean_predictor_test_mae"]
-    assert set(curves) == {"MCIHN", remedy, "late fusion", "TFN"}
+    assert set(curves) == {plain, remedy, "late fusion", "TFN"}
     for name, c in curves.items():
         assert len(c["per_seed"]) == len(r["seeds"]) >= 2, name
         assert c["rates"][0] == 0 and c["rates"][-1] == 1 and len(c["rates"]) == 11, name
         assert set(c["dropped"]) == {"text", "audio", "vision"}, name
         assert c["mean"][0] == pytest.approx(float(sum(c["full"]) / len(c["full"])), abs=1e-6), name  # r = 0: complete
     # the failure: without the remedy, r = 1 is farther from the mean predictor than with it, beyond the seed spread
-    plain, fixed = curves["MCIHN"]["last"], curves[remedy]["last"]
+    off, fixed = curves[plain]["last"], curves[remedy]["last"]
     v = r["verdicts"]["r1 distance to the mean predictor"]
-    assert v["a"] == pytest.approx([abs(x - floor) for x in plain]) and v["b"] == pytest.approx([abs(x - floor) for x in fixed])
+    assert v["a"] == pytest.approx([abs(x - floor) for x in off]) and v["b"] == pytest.approx([abs(x - floor) for x in fixed])
     assert v["exceeds_spread"] and v["better"] == remedy, v["sentence"]
-    assert r["verdicts"]["r1 MCIHN vs mean predictor"]["better"] == "mean predictor"
-    assert curves["MCIHN"]["std"][-1] > curves[remedy]["std"][-1], "the summary: without it, seeds differ more at r = 1"
+    assert r["verdicts"]["r1 plain vs mean predictor"]["better"] == "mean predictor"
+    assert curves[plain]["std"][-1] > curves[remedy]["std"][-1], "the summary: without it, seeds differ more at r = 1"
     # the remedy falls back to the mean predictor at r = 1, and so do the two baselines (the summary says so)
     assert abs(sum(fixed) / len(fixed) - floor) < 0.1, (fixed, floor)
     for name in ("late fusion", "TFN"):
@@ -283,16 +286,16 @@ def test_08_missing_modalities(executed):
     # the cause: the all-missing codes lie farther from the training codes without the remedy than with it
     ratio = r["code_ratio"]
     v = r["verdicts"]["code ratio"]
-    assert v["a"] == pytest.approx(ratio["MCIHN"]) and v["b"] == pytest.approx(ratio[remedy])
+    assert v["a"] == pytest.approx(ratio[plain]) and v["b"] == pytest.approx(ratio[remedy])
     assert v["exceeds_spread"] and v["better"] == remedy, v["sentence"]
-    assert min(ratio["MCIHN"]) > 1.0, "without the remedy the all-missing codes lie farther out than a real clip's"
+    assert min(ratio[plain]) > 1.0, "without the remedy the all-missing codes lie farther out than a real clip's"
     assert sum(ratio[remedy]) / len(ratio[remedy]) < 1.5, "with it, about as near the training codes as a real clip's"
     for name, per_seed in r["codes"].items():
         for seed_codes, seed_ratio in zip(per_seed, ratio[name]):
             assert seed_ratio == pytest.approx(sum(m["distance ratio"] for m in seed_codes.values()) / len(seed_codes))
     # the price: both settings' complete-data validation MAE, over the same seeds
     v = r["verdicts"]["complete valid"]
-    assert v["a"] == pytest.approx(r["valid"][remedy]) and v["b"] == pytest.approx(r["valid"]["MCIHN"])
+    assert v["a"] == pytest.approx(r["valid"][remedy]) and v["b"] == pytest.approx(r["valid"][plain])
     # every verdict: its numbers recomputed from the values it compared, and its sentence printed where stated
     assert len(r["verdicts"]) == 3 * 5 + 5
     for key, v in r["verdicts"].items():
@@ -309,6 +312,6 @@ def test_08_missing_modalities(executed):
             get = {"r = 1": lambda c: c["last"], "AUC of MAE": lambda c: c["auc"]}.get(
                 measure, lambda c: c["dropped"][measure.removesuffix(" dropped")])
             assert v["a"] == pytest.approx(get(curves[remedy])) and v["b"] == pytest.approx(get(curves[other])), key
-    for key in ("r1 MCIHN vs mean predictor", "code ratio", "r1 distance to the mean predictor", "complete valid",
-                "complete test", f"r = 1: {remedy} vs MCIHN"):
+    for key in ("r1 plain vs mean predictor", "code ratio", "r1 distance to the mean predictor", "complete valid",
+                "complete test", f"r = 1: {remedy} vs {plain}"):
         assert r["verdicts"][key]["sentence"] in text, key

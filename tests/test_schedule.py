@@ -106,8 +106,10 @@ def encoder_vector(trainer):
 def test_a_zero_weight_trains_exactly_like_no_term(name, small_data, train_tensors, monkeypatch):
     """Weight 0 (the term skipped) against the term computed with weight 0 (``keep_zero_terms``; for the
     adversary the discriminator phase runs too): with dropout 0.3 any use of the global random stream, or
-    any gradient leaking from the 0-weighted term, would show."""
-    cfg = cfg_with(dropout=0.3, **{name: 0.0})
+    any gradient leaking from the 0-weighted term, would show. Gradient clipping is off: with the term kept, its
+    parameters hold zero gradients, and the clipping norm summed over more tensors rounds differently in the last
+    bit (seen once missing_aug's larger gradients made the clipping act), which is not what this test is about."""
+    cfg = cfg_with(dropout=0.3, grad_clip=None, **{name: 0.0})
     assert cfg.schedule == "joint"
     batches = batch_list(train_tensors, 10)
     runs = [run(cfg, small_data.dims, batches),
@@ -124,7 +126,7 @@ def test_a_zero_weight_trains_exactly_like_no_term(name, small_data, train_tenso
     assert identical(*runs)
 
     # the contrast: a small non-zero weight does change the run
-    assert not identical(runs[0], run(cfg_with(dropout=0.3, **{name: 1e-3}), small_data.dims, batches))
+    assert not identical(runs[0], run(cfg_with(dropout=0.3, grad_clip=None, **{name: 1e-3}), small_data.dims, batches))
 
 
 def test_a_discriminator_on_the_global_stream_would_change_the_run(small_data, train_tensors, monkeypatch):

@@ -124,6 +124,22 @@ def test_suite_runs_reports_bad_entry_and_resumes(tmp_path):
     assert not any("seed" in line and "MAE" in line for line in logs)  # nothing re-run
     assert json.dumps(sorted(r["test"]["MAE"] for r in again.records)) == json.dumps(
         sorted(r["test"]["MAE"] for r in res.records))
+    # a record made before a default changed is reported by path and field, not used and not overwritten;
+    # one saved before `zscore` existed is today's run on synthetic data (there "auto" is "all")
+    runs = tmp_path / "s" / "runs" / "lin" / rows[-1].slug
+    before, older = json.loads((runs / "1.json").read_text()), json.loads((runs / "2.json").read_text())
+    before["config"]["missing_aug"] = 0.0
+    del older["config"]["zscore"], older["config"]["missing_aug"]
+    older["config"]["missing_aug"] = 0.5
+    (runs / "1.json").write_text(json.dumps(before))
+    (runs / "2.json").write_text(json.dumps(older))
+    logs.clear()
+    third = run_suite(tmp_path / "s", small, rows, seeds=(1, 2), resume=True, log=logs.append)
+    assert third.stale == [str(runs / "1.json")]
+    assert any("MCIHN tiny seed 1: not used" in line and "missing_aug: 0.0 then, 0.5 now" in line for line in logs)
+    assert [r["seed"] for r in third.records if r["row"] == "MCIHN tiny"] == [2]
+    assert json.loads((runs / "1.json").read_text()) == before
+    assert json.loads((tmp_path / "s" / "suite.json").read_text())["stale"] == [str(runs / "1.json")]
 
 
 def test_suite_jobs_give_the_records_of_one_process(tmp_path):

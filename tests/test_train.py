@@ -248,8 +248,10 @@ def test_checkpoints_load_with_weights_only(reference_run, small_data):
     assert best["epoch"] == res["best_epoch"] and last["epoch"] == res["epochs_run"] == 4
     assert cfg.schedule == "joint" and set(last["optimizers"]) == {"main", "disc"} and "optimizers" not in best
     assert len(last["history"]) == 4
-    # the model's own random stream (the discriminator's prior samples), saved for an exact resume
-    assert set(last["rng"]["model"]) == {"prior"} and last["rng"]["model"]["prior"].dtype == torch.uint8
+    # the model's own random streams (the discriminator's prior samples, missing_aug's draws), saved for an exact
+    # resume
+    assert set(last["rng"]["model"]) == {"prior", "missing"}
+    assert all(state.dtype == torch.uint8 for state in last["rng"]["model"].values())
     assert "rng" not in best
     # the normaliser is the training split's: reloading it reproduces the test metrics
     model, cfg2, norm, _ = load_model(A / "best.pt")

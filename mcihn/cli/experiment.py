@@ -94,7 +94,8 @@ def cmd_suite(a) -> int:
                         resume=a.resume, jobs=a.jobs, device=str(device),
                         threads=getattr(a, "threads_asked", None) or 1)
     print(res.to_markdown("test"))
-    print(f"wrote {a.out}/suite.md, valid.md, suite.json" + (f"; not run: {', '.join(res.errors)}" if res.errors else ""))
+    print(f"wrote {a.out}/suite.md, valid.md, suite.json" + (f"; not run: {', '.join(res.errors)}" if res.errors else "")
+          + (f"; {len(res.stale)} record(s) made with another config not used (listed above)" if res.stale else ""))
     return 0
 
 

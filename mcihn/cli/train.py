@@ -32,7 +32,7 @@ def add_train(sub):
     p.add_argument("--mmd-weight", type=NON_NEGATIVE, help="lambda in L = L_Mul + lambda L_Adp")
     p.add_argument("--missing-aug", type=RATE,
                    help="addition: probability per training clip and modality that its input is made missing for the "
-                        "task loss (whole or a random share of its steps set to the training mean); default 0 (off)")
+                        "task loss (whole or a random share of its steps set to the training mean); default 0.5, 0 = off as in the paper")
     p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
     p.add_argument("--adv-lr-scale", type=NON_NEGATIVE,

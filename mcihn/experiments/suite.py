@@ -155,6 +155,16 @@ def applies(row: Row, entry: Entry) -> bool:
     return mods is None or (set(mods) < set(entry.modalities))
 
 
+def stale_record(rec: dict, row: Row, entry: Entry, data) -> list[str]:
+    """How a saved record of one of our rows differs from what the row trains now (a default changed since,
+    for example); empty when it is today's run (``runner.config_changes``)."""
+    if row.side != "ours" or "config" not in rec:
+        return []
+    from ..training.runner import config_changes
+
+    return config_changes(rec["config"], ours_config(row.kind, entry, data, row.overrides), data)
+
+
 def run_one(row: Row, entry: Entry, data, seed: int, work: Path, device: str = "cpu") -> dict:
     """Train (or compute) one row on one entry with one seed; returns the record written to disk."""
     t0 = time.time()
@@ -220,6 +230,7 @@ def mean_std(values, digits: int = 3, count: bool = False) -> str:
 class SuiteResult:
     records: list = field(default_factory=list)
     errors: dict = field(default_factory=dict)   # entry -> message
+    stale: list = field(default_factory=list)    # records on disk made with another config: not used
     rows: list = field(default_factory=list)
     entries: list = field(default_factory=list)
 
@@ -311,7 +322,14 @@ def run_suite(out_dir, entries=None, rows=None, seeds=(1111, 1112, 1113, 1114, 1
             for seed in (seeds if row.side != "ref" else seeds[:1]):  # references are deterministic
                 path = out / "runs" / e.name / row.slug / f"{seed}.json"
                 if path.exists():
-                    res.records.append(json.loads(path.read_text()))
+                    rec = json.loads(path.read_text())
+                    changes = stale_record(rec, row, e, data)
+                    if changes:  # never mixed into a row of today's defaults, never overwritten
+                        res.stale.append(str(path))
+                        log(f"[{e.name}] {row.label} seed {seed}: not used: {path} was made with another config ("
+                            + ", ".join(changes) + "); delete it to re-run that seed, or use another --out")
+                        continue
+                    res.records.append(rec)
                 elif row.side == "ref" or jobs <= 1:  # references take a second: never worth a process
                     _keep(res, _guarded(row, e, seed, path, lambda: run_one(row, e, data, seed, out, device)), log)
                 else:
@@ -468,4 +486,4 @@ def write_tables(res: SuiteResult, out: Path) -> None:
                                           + pivot_markdown(res.records, "valid", rows=labels)
                                           + res.to_markdown("valid")).encode())
     atomic_write_json(out / "suite.json", jsonable({"records": res.records, "errors": res.errors,
-                                                    "rows": [r.__dict__ for r in res.rows]}))
+                                                    "stale": res.stale, "rows": [r.__dict__ for r in res.rows]}))

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..model.config import MCIHNConfig
 from ..data import MultimodalData, Normalizer, load_mmsa, normalize
+from ..data.normalize import ZSCORE_RULES, centred_only
 from ..metrics import evaluate as evaluate_metrics
 from ..model.text_encoder import (TEXT_MAX_LEN, TextEncoder, TextEncoderError, WithTextEncoder, check_token_ids,
                                   encoder_vocab_size, load_pretrained, token_ids)
@@ -215,8 +216,22 @@ def _clean(folder: Path, log) -> None:
 #: Config fields that may change between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
 #: Config fields added after runs were saved, with the value that trains as before they existed: a checkpoint
-#: without the field resumes under that value.
-ADDED_FIELDS = {"missing_aug": 0.0}
+#: (or a suite record) without the field reads as made under that value.
+ADDED_FIELDS = {"missing_aug": 0.0, "zscore": "all"}
+
+
+def config_changes(old: dict, cfg, data: MultimodalData) -> list[str]:
+    """What differs between a saved config ``old`` (a ``to_dict()``) and ``cfg`` on ``data``, as
+    "field: old then, new now" (empty: the same training). Fields in ``RESUMABLE_CHANGES`` do not count;
+    a field added since reads as ``ADDED_FIELDS`` says; two ``zscore`` rules count only where they
+    normalise ``data`` differently (on synthetic data "auto" is "all")."""
+    new = cfg.to_dict()
+    old = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **old}
+    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    if "zscore" in diff and old.get("zscore") in ZSCORE_RULES and \
+            centred_only(data, cfg.modalities, old["zscore"]) == centred_only(data, cfg.modalities, new["zscore"]):
+        diff.remove("zscore")
+    return [f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in diff]
 
 
 def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer: Normalizer, path) -> None:
@@ -225,12 +240,9 @@ def check_resumable(ck: dict, cfg: MCIHNConfig, data: MultimodalData, normalizer
     if old_kind != new_kind:
         raise ValueError(f"{path}: cannot resume: the run trained model {old_kind!r}, now {new_kind!r}; "
                          "use another --out")
-    old, new = ck["config"], cfg.to_dict()
-    old = {**{k: v for k, v in ADDED_FIELDS.items() if k in new}, **old}
-    diff = sorted(k for k in set(old) | set(new) if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    diff = config_changes(ck["config"], cfg, data)
     if diff:
-        raise ValueError(f"{path}: cannot resume: the run was made with a different config ("
-                         + ", ".join(f"{k}: {old.get(k)!r} then, {new.get(k)!r} now" for k in diff)
+        raise ValueError(f"{path}: cannot resume: the run was made with a different config (" + ", ".join(diff)
                          + "); use another --out or the same settings")
     if ck.get("dataset") != data.dataset:
         raise ValueError(f"{path}: cannot resume: the run was on dataset {ck.get('dataset')!r}, now {data.dataset!r}")
