@@ -5,7 +5,8 @@ The package, one folder per layer (imports only go down this list)::
     modalities.py, utils.py      modality names; seeding, devices, threads, atomic writes, the output-folder lock
     metrics.py, paper.py         MMSA's metrics; the paper's tables, rows and published numbers
     model/        the paper, one file per section: config.py, aae.py (Sec. 3.3), cgmm.py + mmd.py (3.4),
-                  ffm.py (3.5), mcihn.py (Fig. 1(a), Algorithm 1), phases.py, attention.py, text_encoder.py
+                  ffm.py (3.5), mcihn.py (Fig. 1(a), Algorithm 1), phases.py, attention.py, text_encoder.py,
+                  linear_path.py (an addition: a linear regression beside the network)
     baselines/    the seven of Table 2, trained by the same trainer: tfn.py, lmf.py, mult.py, late.py,
                   selfmm.py, emt.py, cmhfm.py (common.py: what they share)
     data/         mmsa.py (MMSA pickles, validation), pickles.py (safe unpickling), normalize.py, synthetic.py,

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..model.config import PRESETS, check_training_fields
+from ..model.linear_path import masked_mean  # noqa: F401 (the baselines import it from here)
 from ..model.phases import Phase
 from ..model.text_encoder import TEXT_LR
 from ..modalities import MODALITIES, input_sizes, parse_modalities
@@ -160,14 +161,6 @@ class BaselineModel(nn.Module):
 
 
 # ----------------------------------------------------------------------------- masked sequence helpers
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the real time steps: x (B, T, D), mask (B, T) -> (B, D); an empty sequence gives 0."""
-    if mask is None:
-        return x.mean(dim=1)
-    m = mask[..., None].to(x.dtype)  # (B, T, 1)
-    return (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
-
-
 def last_valid(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """h (B, T, H) at each sequence's last real step -> (B, H); an empty sequence gives 0.
 

@@ -33,6 +33,10 @@ def add_train(sub):
     p.add_argument("--missing-aug", type=RATE,
                    help="addition: probability per training clip and modality that its input is made missing for the "
                         "task loss (whole or a random share of its steps set to the training mean); default 0.5, 0 = off as in the paper")
+    p.add_argument("--linear-path", choices=["on", "off"],
+                   help="addition: a linear regression on the time-averaged inputs, added to the prediction (wide "
+                        "and deep; mcihn/model/linear_path.py); default on with the auto preset, off with paper (as "
+                        "the paper) and tiny")
     p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
     p.add_argument("--adv-lr-scale", type=NON_NEGATIVE,
@@ -72,7 +76,7 @@ def add_train(sub):
 MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
               "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale", "schedule": "--schedule",
               "adv_weight": "--adv-weight", "rec_weight": "--rec-weight", "disc_samples": "--disc-samples", "xi": "--xi",
-              "missing_aug": "--missing-aug"}
+              "missing_aug": "--missing-aug", "linear_path": "--linear-path"}
 
 
 def cmd_train(a) -> int:
@@ -138,6 +142,8 @@ def _train_config(a, preset: str, n_train: int | None = None):
         extra = {k: getattr(a, k) for k in ("mmd_weight", "mmd_samples", "adv_lr_scale", "schedule", "adv_weight",
                                              "rec_weight", "disc_samples", "xi", "missing_aug")
                  if getattr(a, k) is not None}
+        if a.linear_path is not None:
+            extra["linear_path"] = a.linear_path == "on"
         return MCIHNConfig.from_preset(preset, n_train=n_train, modalities=modalities, use_aae=not a.no_aae,
                                        use_cgmm=not a.no_cgmm, **{**training, **extra})
     used = [flag for attr, flag in MCIHN_ONLY.items() if getattr(a, attr) not in (None, False)]

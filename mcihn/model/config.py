@@ -106,6 +106,11 @@ class MCIHNConfig:
             model's own (saved in checkpoints, so a resumed run continues exactly); the reconstruction term
             restores the complete input (as EMT-DLFR's restoration). With a fine-tuned text encoder
             (``text_encoder``), text is left complete (its missing value is a token, not a mean).
+    Linear path (an addition, not in the paper)
+        linear_path: add a linear regression on each modality's time-averaged input to Eq. 17's output ("wide and
+            deep", ``model/linear_path.py``); its weights start at 0. On in the ``auto`` preset (the default on real
+            data: chosen on the validation splits of the suite, docs/results.md, "A linear path beside the
+            network"); off in ``paper`` (the paper's model) and ``tiny`` (level on the embedded data).
     Text encoder (Sec. 4.3)
         text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
             on the pickle's token ids (``model/text_encoder.py``); None = frozen text features.
@@ -133,6 +138,7 @@ class MCIHNConfig:
     adv_lr_scale: float = 1.0
     rec_weight: float = 0.1
     missing_aug: float = 0.5
+    linear_path: bool = False
     schedule: str = "joint"
     disc_samples: str = "tokens"
     xi: str = "orthogonal"
@@ -198,11 +204,12 @@ class MCIHNConfig:
     def auto(cls, n_train: int | None = None, **overrides) -> "MCIHNConfig":
         """The default for real data: sizes that follow the training-set size ``n_train`` (the paper's
         from ``AUTO_LARGE_FROM`` clips, ``AUTO_SMALL_SIZES`` below, and below when unknown), the
-        paper's dropout 0.5 and lr 1e-3, plus ``TRAINING_RECIPE``, encoder dropout 0.1 and the fusion
-        attention's values from the pair features (``ffm_values="pairs"``: README, "The development suite")."""
+        paper's dropout 0.5 and lr 1e-3, plus ``TRAINING_RECIPE``, encoder dropout 0.1, the fusion
+        attention's values from the pair features (``ffm_values="pairs"``: README, "The development suite") and
+        the linear path beside the network (``linear_path``)."""
         sizes = {} if n_train is not None and n_train >= AUTO_LARGE_FROM else AUTO_SMALL_SIZES
-        return cls(**{**sizes, **TRAINING_RECIPE, "enc_dropout": 0.1, "ffm_values": "pairs", "preset": "auto",
-                      **overrides})
+        return cls(**{**sizes, **TRAINING_RECIPE, "enc_dropout": 0.1, "ffm_values": "pairs", "linear_path": True,
+                      "preset": "auto", **overrides})
 
     @classmethod
     def from_preset(cls, name: str, n_train: int | None = None, **overrides) -> "MCIHNConfig":

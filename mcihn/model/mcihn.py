@@ -22,6 +22,7 @@ from .cgmm import CGMMOutput, CrossModalGate, plain_pairs
 from ..modalities import input_sizes
 from .config import MCIHNConfig
 from .ffm import FeatureFusion
+from .linear_path import LinearPath
 from .mmd import FeatureAdaptiveMMD
 from .phases import Phase
 
@@ -73,6 +74,7 @@ class MCIHN(nn.Module):
         self._missing = (torch.Generator().manual_seed(self.prior_seed ^ MISSING_SALT) if cfg.missing_aug > 0
                          else None)
         self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout, cfg.ffm_values)
+        self.linear = LinearPath(self.dims) if cfg.linear_path else None  # an addition (linear_path.py)
 
     # ==== the forward pass: encode, gate, fuse ========================================================
     def encode(self, batch: dict) -> dict:
@@ -98,6 +100,8 @@ class MCIHN(nn.Module):
             out.loss_adp = S[self.modalities[0]].new_zeros(())
         out.alpha, out.A, out.G, out.F = gate.alpha, gate.A, gate.G, gate.F
         out.pred, out.fused, out.ffm_attention = self.ffm(S, gate.F)  # Eq. 15-17
+        if self.linear is not None:
+            out.pred = out.pred + self.linear(batch)  # y_deep + w^T (pooled inputs), (B,)
         return out
 
     @torch.no_grad()
@@ -117,8 +121,8 @@ class MCIHN(nn.Module):
                 for p in self.aae[m].discriminator.parameters()]
 
     def main_parameters(self):
-        """Everything L_Combined reaches: encoders, CGMM, xi of the MMD, FFM and head."""
-        rest = [p for mod in (self.cgmm, self.mmd, self.ffm) if mod is not None for p in mod.parameters()]
+        """Everything L_Combined reaches: encoders, CGMM, xi of the MMD, FFM and head (and the linear path)."""
+        rest = [p for mod in (self.cgmm, self.mmd, self.ffm, self.linear) if mod is not None for p in mod.parameters()]
         return self.encoder_parameters() + rest
 
     # ---- the training phases, in the paper's order (lines 8-23) --------------------------------------

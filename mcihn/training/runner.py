@@ -217,7 +217,7 @@ def _clean(folder: Path, log) -> None:
 RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
 #: Config fields added after runs were saved, with the value that trains as before they existed: a checkpoint
 #: (or a suite record) without the field reads as made under that value.
-ADDED_FIELDS = {"missing_aug": 0.0, "zscore": "all"}
+ADDED_FIELDS = {"missing_aug": 0.0, "zscore": "all", "linear_path": False}
 
 
 def config_changes(old: dict, cfg, data: MultimodalData) -> list[str]:

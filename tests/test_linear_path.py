@@ -1,0 +1,130 @@
+"""MCIHNConfig.linear_path: a linear regression on the time-averaged inputs beside the network (issue 17,
+an addition to the paper, ``mcihn/model/linear_path.py``).
+
+On in the ``auto`` preset only; its weights start at 0 so an untrained model predicts what the paper's does; it pools only the
+real time steps (an empty clip gives 0, not NaN); it is trained by the task loss; old checkpoints without the
+field resume as runs without it.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import AWKWARD_DIMS, AWKWARD_MODEL, make_batch
+from mcihn.model.config import MCIHNConfig
+from mcihn.model.linear_path import LinearPath, masked_mean
+from mcihn.model.mcihn import MCIHN
+from mcihn.training.runner import run_seed
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def _model(on: bool, **kw) -> MCIHN:
+    torch.manual_seed(0)
+    return MCIHN(MCIHNConfig.tiny(**AWKWARD_MODEL, linear_path=on, **kw), AWKWARD_DIMS)
+
+
+def test_on_in_the_auto_preset_only():
+    for make in (MCIHNConfig, MCIHNConfig.paper, MCIHNConfig.tiny):
+        assert make().linear_path is False
+    for n_train in (None, 300, 10_000):
+        assert MCIHNConfig.auto(n_train).linear_path is True
+    assert MCIHNConfig.auto(300, linear_path=False).linear_path is False
+    assert _model(False).linear is None
+
+
+def test_masked_mean_pools_the_real_steps_only():
+    x = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]],
+                      [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]],
+                      [[50.0, 50.0], [50.0, 50.0], [50.0, 50.0]]])  # (3, 3, 2)
+    mask = torch.tensor([[True, True, False], [True, True, True], [False, False, False]])
+    got = masked_mean(x, mask)  # (3, 2)
+    assert torch.equal(got, torch.tensor([[2.0, 3.0], [7.0, 8.0], [0.0, 0.0]]))  # padding ignored; empty -> 0
+    assert torch.equal(masked_mean(x, None), x.mean(dim=1))
+
+
+def test_the_path_is_a_linear_function_of_the_pooled_inputs():
+    dims = {"text": (3, 2), "audio": (2, 1)}
+    path = LinearPath(dims)
+    assert torch.equal(path.linear.weight, torch.zeros(1, 3))  # starts at 0
+    with torch.no_grad():
+        path.linear.weight.copy_(torch.tensor([[1.0, -2.0, 10.0]]))
+    batch = {"text": torch.tensor([[[1.0, 1.0], [3.0, 5.0], [9.0, 9.0]]]), "text_mask": torch.tensor([[True, True, False]]),
+             "audio": torch.tensor([[[4.0], [0.0]]]), "audio_mask": torch.tensor([[False, False]])}
+    # text mean (2, 3), audio empty -> 0: 1 * 2 - 2 * 3 + 10 * 0 = -4
+    assert path(batch).tolist() == [-4.0]
+
+
+def test_starts_as_the_paper_model_and_changes_no_other_weight():
+    off, on = _model(False), _model(True)
+    shared = {k: v for k, v in on.state_dict().items() if not k.startswith("linear.")}
+    assert shared.keys() == off.state_dict().keys()
+    assert all(torch.equal(shared[k], off.state_dict()[k]) for k in shared)  # built first: the same draws
+    batch = make_batch(B=5, seed=4)
+    off.eval(), on.eval()
+    assert torch.equal(off.predict(batch), on.predict(batch))
+
+
+def test_adds_its_output_to_the_prediction_and_gets_the_task_gradient():
+    on = _model(True, missing_aug=0.0)
+    on.eval()  # no dropout: the two predictions compare exactly
+    batch = make_batch(B=6, seed=5)
+    deep = on.predict(batch)
+    with torch.no_grad():
+        on.linear.linear.weight.fill_(0.5)
+    assert torch.allclose(on.predict(batch), deep + on.linear(batch))
+    assert any(p is on.linear.linear.weight for p in on.main_parameters())
+    main = next(p for p in on.training_phases() if p.key == "main")
+    loss, _ = main.loss(batch)
+    loss.backward()
+    assert on.linear.linear.weight.grad.abs().sum() > 0
+
+
+def test_an_empty_modality_gives_a_finite_prediction():
+    on = _model(True)
+    on.eval()
+    batch = make_batch(B=3, seed=6)
+    batch["audio_mask"] = torch.zeros_like(batch["audio_mask"])
+    batch["audio"] = torch.zeros_like(batch["audio"])
+    with torch.no_grad():
+        on.linear.linear.weight.fill_(1.0)
+    assert torch.isfinite(on.predict(batch)).all()
+
+
+def test_trains_and_a_run_saved_before_the_field_resumes(small_data, small_cfg, quiet, tmp_path):
+    """A run of the trainer moves the path's weights off 0; a checkpoint without the field reads as made without
+    the path (resumes under linear_path=False, is refused under True)."""
+    res = run_seed(small_data, small_cfg(epochs=2, linear_path=True), 5, device="cpu", **quiet)
+    assert res["model"].linear.linear.weight.abs().sum() > 0
+    run_seed(small_data, small_cfg(epochs=2), 5, out_dir=tmp_path, device="cpu", **quiet)
+    last = tmp_path / "last.pt"
+    ck = torch.load(last, weights_only=True)
+    del ck["config"]["linear_path"]  # as written by the code before
+    torch.save(ck, last)
+    assert run_seed(small_data, small_cfg(epochs=3), 5, out_dir=tmp_path, device="cpu", resume=True,
+                    **quiet)["epochs_run"] == 3
+    with pytest.raises(ValueError, match="linear_path"):
+        run_seed(small_data, small_cfg(epochs=4, linear_path=True), 5, out_dir=tmp_path, device="cpu",
+                 resume=True, **quiet)
+
+
+def test_train_flag_sets_the_switch(tmp_path, capsys):
+    from conftest import SMALL_DIMS, SMALL_SPLITS
+    from mcihn.cli import main
+    from mcihn.data import write_synthetic
+    from mcihn.training.trainer import load_checkpoint_file
+    pkl = tmp_path / "x.pkl"
+    write_synthetic(pkl, splits=dict(SMALL_SPLITS), dims=dict(SMALL_DIMS), seed=1)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--seeds", "1", "--quiet", "--data", str(pkl), "--epochs", "1",
+                 "--linear-path", "on", "--out", str(out)]) == 0
+    ck = load_checkpoint_file(out / "seed_1" / "best.pt")
+    assert ck["config"]["linear_path"] is True
+    assert any(k.startswith("linear.") for k in ck["model"])
+    try:
+        code = main(["train", "--model", "tfn", "--linear-path", "on", "--data", str(pkl), "--out", str(tmp_path / "t")])
+    except SystemExit as e:
+        code = e.code
+    assert code != 0
+    assert "--linear-path: option(s) of MCIHN, not of --model tfn" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
