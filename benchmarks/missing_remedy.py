@@ -14,7 +14,7 @@ gives the prediction at r = 1 against the mean predictor.
 
 ``run``: trains MCIHN (tiny preset, embedded synthetic data; with ``--data mosi-ta`` the suite's real MOSI
 text + audio development set, ../shared/data/mosi-audio/, auto preset) with ``missing_aug`` 0, 0.25 and 0.5,
-and late fusion for reference (``--variants`` to choose), one folder per model and seed, then ``evaluate_robustness`` on the test split of each
+and late fusion and EMT for reference (``--variants`` to choose), one folder per model and seed, then ``evaluate_robustness`` on the test split of each
 (r = 0, 0.1, ..., 1, 3 draws per rate). A finished seed is read back, not retrained. ``table`` prints the
 markdown table (mean ± population std over the seeds), the seed-spread verdict on the complete-data
 validation MAE (``analysis.spread_verdict``) and the code report of the first seed of each MCIHN variant.
@@ -42,6 +42,7 @@ VARIANTS = {
     "MCIHN + missing_aug 0.25": ("mcihn", {"missing_aug": 0.25}),
     "MCIHN + missing_aug 0.5": ("mcihn", {"missing_aug": 0.5}),
     "late fusion": ("late", {}),
+    "EMT": ("emt", {}),  # the best baseline without audio and at r = 0.5 on the embedded data (docs/baselines.md)
 }
 
 
