@@ -296,3 +296,37 @@ def test_suite_pool_interrupted_ends_its_workers_and_keeps_what_finished(tmp_pat
         _run_pool(pending, res, tmp_path, None, 2, "cpu", 1, log=log, job=quick_or_slow)
     assert time.monotonic() - t0 < 40  # not the 60 s of the running job, nor 120 s of the queue
     assert [r["seed"] for r in res.records] == [1]
+
+
+def test_unseen_kind_probe_writes_loadable_sets_with_floors_and_leaves_the_generator_as_it_was(tmp_path):
+    """benchmarks/unseen_kind_probe.py: each probe kind becomes an MMSA pickle that a suite entry NAME=PATH
+    reads, with its Bayes floor in meta; the kinds are not the suite's and are not left in the package."""
+    import importlib.util
+
+    from mcihn.data import planted
+    from mcihn.experiments.suite import parse_entries
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "unseen_kind_probe.py"
+    spec = importlib.util.spec_from_file_location("unseen_kind_probe", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    kinds_before = dict(planted.KIND_SPECS)
+    written = mod.write(tmp_path, n_train=40)
+    assert planted.KIND_SPECS == kinds_before and not set(mod.PROBE_KINDS) & set(planted.KIND_SPECS)
+    assert sorted(written) == sorted(f"{k}-40" for k in mod.PROBE_KINDS)
+    for name, (pkl, floor) in written.items():
+        entry, = parse_entries([f"{name}={pkl}"])
+        data = entry.load(None, tmp_path)
+        assert len(data["train"]) == 40 and set(data.dims) == {"text", "audio", "vision"}
+        assert data.meta["planted_kind"] == name.rsplit("-", 1)[0]
+        assert 0.3 < floor < 1.0 and floor == data.meta["bayes_floor"]["test"]
+    # the audio-led kind's label follows audio more than text: its weights say so and the data show it
+    d = mod.write(tmp_path / "big", n_train=400)["audio-led-400"][0]
+    data = parse_entries([f"a={d}"])[0].load(None, tmp_path)
+    y = data["train"].labels
+    def pooled_corr(m):
+        x = data["train"].features[m].mean(axis=1)  # (N, D) time means (padding included: enough for a sign)
+        x = (x - x.mean(0)) / (x.std(0) + 1e-9)
+        beta = np.linalg.lstsq(x, y - y.mean(), rcond=None)[0]
+        return np.corrcoef(x @ beta, y)[0, 1]
+    assert pooled_corr("audio") > pooled_corr("text")
