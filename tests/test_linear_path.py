@@ -128,3 +128,63 @@ def test_train_flag_sets_the_switch(tmp_path, capsys):
     assert code != 0
     assert "--linear-path: option(s) of MCIHN, not of --model tfn" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_ridge_init_is_checked_in_the_config():
+    assert MCIHNConfig.auto(300).linear_init == "zero"
+    assert MCIHNConfig.auto(300, linear_init="ridge").linear_init == "ridge"
+    with pytest.raises(ValueError, match="needs linear_path=True"):
+        MCIHNConfig.tiny(linear_init="ridge")
+    with pytest.raises(ValueError, match="text_encoder"):
+        MCIHNConfig.auto(300, linear_init="ridge", text_encoder="some/bert")
+    with pytest.raises(ValueError, match="linear_init"):
+        MCIHNConfig.auto(300, linear_init="ols")
+
+
+def test_init_from_ridge_sets_the_ridge_coefficients_of_the_pooled_inputs():
+    """A label linear in the masked time means: the path's weights become sklearn's ridge coefficients for the
+    alpha with the lowest validation MAE, and the path then predicts the label up to its mean."""
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    from mcihn.model.linear_path import init_from_ridge
+
+    g = torch.Generator().manual_seed(0)
+    dims = {"text": (5, 3), "audio": (4, 2)}
+    w_true = torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0], dtype=torch.float64)
+
+    def split(n):
+        t = {m: torch.randn(n, T, D, generator=g) for m, (T, D) in dims.items()}
+        for m, (T, _) in dims.items():
+            lengths = torch.randint(1, T + 1, (n,), generator=g)
+            t[m + "_mask"] = torch.arange(T)[None] < lengths[:, None]  # (n, T)
+            t[m] = t[m] * t[m + "_mask"][..., None]  # zero padding
+        pooled = torch.cat([masked_mean(t[m], t[m + "_mask"]) for m in dims], -1).double()  # (n, 5)
+        t["label"] = (pooled @ w_true + 0.7).float()  # (n,)
+        return t, pooled
+
+    (train, x_tr), (valid, _) = split(200), split(50)
+    path = LinearPath(dims)
+    fit = init_from_ridge(path, train, valid, alphas=(1e-3, 100.0))
+    assert fit["alpha"] == 1e-3 and fit["valid_mae"] < 0.01  # the exact linear label: the small penalty wins
+    want = Ridge(alpha=1e-3).fit(x_tr.numpy(), train["label"].double().numpy()).coef_
+    assert np.allclose(path.linear.weight.detach().numpy().ravel(), want, atol=1e-5)
+    assert torch.allclose(path(valid) + 0.7, valid["label"], atol=0.02)  # the intercept is left to the network
+
+
+def test_ridge_init_starts_training_at_the_ridge_and_resumes_exactly(small_data, small_cfg, quiet, tmp_path):
+    """The fit happens once, before the first epoch; a resumed run reads the weights from its checkpoint and
+    ends where an uninterrupted one does."""
+    cfg = dict(linear_path=True, linear_init="ridge")
+    zero = run_seed(small_data, small_cfg(epochs=1, linear_path=True), 5, device="cpu", **quiet)
+    logs = []
+    ridge = run_seed(small_data, small_cfg(epochs=1, **cfg), 5, device="cpu", progress=False, log=logs.append)
+    assert any("linear path starts at the ridge regression" in str(line) for line in logs)
+    assert not torch.allclose(zero["model"].linear.linear.weight, ridge["model"].linear.linear.weight)
+    straight = run_seed(small_data, small_cfg(epochs=3, **cfg), 5, device="cpu", **quiet)
+    run_seed(small_data, small_cfg(epochs=2, **cfg), 5, out_dir=tmp_path, device="cpu", **quiet)
+    logs = []
+    resumed = run_seed(small_data, small_cfg(epochs=3, **cfg), 5, out_dir=tmp_path, device="cpu", resume=True,
+                       progress=False, log=logs.append)
+    assert not any("ridge regression" in str(line) for line in logs)  # not fitted again over the checkpoint
+    assert resumed["valid"]["MAE"] == straight["valid"]["MAE"] and resumed["epochs_run"] == 3

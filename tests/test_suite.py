@@ -175,6 +175,7 @@ def test_real_mosi_ta_file_reads():
 @pytest.mark.parametrize("argv, message", [
     (["--set", "bogus=1"], "MCIHN has no setting 'bogus'"),
     (["--set", "lr=-1"], "lr must be a finite number > 0"),
+    (["--set", "linear_init=ols"], "linear_init must be one of"),
     (["--entries", "nope"], "unknown suite entry 'nope'"),
     (["--data", "x.pkl"], "takes its data sets from --entries"),
 ])
@@ -184,6 +185,20 @@ def test_suite_command_refuses_bad_options_before_anything_runs(tmp_path, argv, 
     with pytest.raises(SystemExit) as e:
         main(["experiment", "suite", "--out", str(tmp_path / "s"), *argv])
     assert message in str(e.value) and not (tmp_path / "s").exists()
+
+
+def test_suite_set_overrides_are_checked_on_the_preset_the_rows_train():
+    """--set values are checked against the auto preset (the suite's rows): linear_init=ridge needs its linear
+    path and passes; on the paper preset it would be refused."""
+    from mcihn.cli.experiment import check_sets
+    from mcihn.model.config import MCIHNConfig
+
+    check_sets({"linear_init": "ridge"})
+    check_sets({})
+    with pytest.raises(ValueError, match="needs linear_path=True"):
+        MCIHNConfig.paper(linear_init="ridge")
+    with pytest.raises(ValueError, match="needs linear_path=True"):
+        check_sets({"linear_init": "ridge", "linear_path": False})
 
 
 def test_one_cell_format_for_every_suite_table():

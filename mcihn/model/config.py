@@ -15,6 +15,7 @@ from ..data.normalize import ZSCORE_RULES
 from ..modalities import MODALITIES, parse_modalities
 from .aae import DISC_SAMPLES
 from .ffm import FFM_VALUES
+from .linear_path import LINEAR_INITS
 from .mmd import XI_KINDS
 from .text_encoder import TEXT_LR
 
@@ -111,6 +112,11 @@ class MCIHNConfig:
             deep", ``model/linear_path.py``); its weights start at 0. On in the ``auto`` preset (the default on real
             data: chosen on the validation splits of the suite, docs/results.md, "A linear path beside the
             network"); off in ``paper`` (the paper's model) and ``tiny`` (level on the embedded data).
+        linear_init: how its weights start: "zero" (the untrained model is the paper's) or "ridge" (a ridge
+            regression on the training split's time-averaged inputs, its penalty chosen on the validation MAE,
+            before the first epoch: ``linear_path.init_from_ridge``). "zero" is the default: on the suite's
+            validation splits the ridge start was better on the linear set only and worse on four of six
+            (docs/results.md, "Why not start the linear path at the ridge regression?").
     Text encoder (Sec. 4.3)
         text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
             on the pickle's token ids (``model/text_encoder.py``); None = frozen text features.
@@ -139,6 +145,7 @@ class MCIHNConfig:
     rec_weight: float = 0.1
     missing_aug: float = 0.5
     linear_path: bool = False
+    linear_init: str = "zero"
     schedule: str = "joint"
     disc_samples: str = "tokens"
     xi: str = "orthogonal"
@@ -161,7 +168,7 @@ class MCIHNConfig:
         if self.mmd_samples not in ("pooled", "tokens"):
             raise ValueError(f"mmd_samples must be 'pooled' or 'tokens', not {self.mmd_samples!r}")
         for name, choices in (("schedule", SCHEDULES), ("disc_samples", DISC_SAMPLES), ("xi", XI_KINDS),
-                              ("ffm_values", FFM_VALUES)):
+                              ("ffm_values", FFM_VALUES), ("linear_init", LINEAR_INITS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
         check_training_fields(self)
@@ -169,6 +176,11 @@ class MCIHNConfig:
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.linear_init == "ridge" and not self.linear_path:
+            raise ValueError("linear_init='ridge' starts the linear path: it needs linear_path=True")
+        if self.linear_init == "ridge" and self.text_encoder:
+            raise ValueError("linear_init='ridge' fits the path on text features before training; with a fine-tuned "
+                             "text_encoder the path reads token states that do not exist yet: use linear_init='zero'")
         if not 0 <= self.missing_aug <= 1:
             raise ValueError(f"missing_aug must be a probability in [0, 1], got {self.missing_aug}")
         if self.dropout >= 1 or self.enc_dropout >= 1:

@@ -13,11 +13,18 @@ It reads the same (normalised, and in training possibly ``missing_aug``-ed) inpu
 weights start at zero, so an untrained model predicts exactly what Eq. 17 does, and are trained by the
 same task loss (Eq. 18) and the same optimiser (AdamW's weight decay is its ridge penalty). With a
 fine-tuned text encoder the text input is the encoder's token states, so the path reads those.
+
+``linear_init="ridge"`` starts w instead at the ridge regression of the training labels on the same pooled
+inputs (:func:`init_from_ridge`; the penalty chosen on the validation MAE, as the suite's ridge reference), so
+that training begins where the strongest simple baseline ends and the network learns what is left.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
+
+#: How the linear path's weights start (``MCIHNConfig.linear_init``).
+LINEAR_INITS = ("zero", "ridge")
 
 
 class LinearPath(nn.Module):
@@ -42,3 +49,24 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         return x.mean(dim=1)
     m = mask[..., None].to(x.dtype)  # (B, T, 1)
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+
+
+@torch.no_grad()
+def init_from_ridge(path: LinearPath, train: dict, valid: dict, alphas=None) -> dict:
+    """Set w to the ridge regression of the training labels on the path's own pooled inputs.
+
+    train / valid: model tensors (m -> (N, T_m, D_m), m + "_mask", "label" -> (N,)). The ridge has an
+    intercept, which the path does not keep (the network's head learns the label mean); alpha is the one with
+    the lowest validation MAE, from the grid of the suite's ridge reference (``experiments.reference.ALPHAS``)
+    unless ``alphas`` is given. Returns {"alpha", "valid_mae"}.
+    """
+    from ..experiments.reference import ALPHAS, best_ridge
+
+    def pooled(t):  # (N, sum_m D_m), what forward() feeds the linear layer
+        return torch.cat([masked_mean(t[m], t.get(m + "_mask")) for m in path.modalities], -1).cpu().double().numpy()
+
+    fit, alpha, mae = best_ridge(pooled(train), train["label"].cpu().double().numpy(), pooled(valid),
+                                 valid["label"].cpu().double().numpy(), alphas or ALPHAS, standardize=False)
+    w = path.linear.weight
+    w.copy_(torch.as_tensor(fit.coef_, dtype=w.dtype, device=w.device).view_as(w))  # (1, sum_m D_m)
+    return {"alpha": alpha, "valid_mae": mae}

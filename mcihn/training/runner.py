@@ -132,12 +132,18 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
         extra["text_encoder"] = trainer.model.encoder.spec()
     if data.meta.get("extraction"):  # features made by `mcihn extract`: `predict` reuses the same encoders
         extra["extraction"] = data.meta["extraction"]
-    if last_ck is not None:
-        trainer.load_checkpoint(last_ck, source=out_dir / "last.pt")
-        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
     splits = ("train", "valid", "test") if evaluate_test else ("train", "valid")
     tensors = {s: model_tensors(normed[s], cfg) for s in splits}
     tensors = {s: {k: v.to(device) for k, v in t.items()} for s, t in tensors.items()}
+    if last_ck is not None:
+        trainer.load_checkpoint(last_ck, source=out_dir / "last.pt")
+        log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
+    elif getattr(cfg, "linear_init", "zero") == "ridge" and getattr(trainer.model, "linear", None) is not None:
+        from ..model.linear_path import init_from_ridge
+
+        fit = init_from_ridge(trainer.model.linear, tensors["train"], tensors["valid"])
+        log(f"seed {seed}: linear path starts at the ridge regression (alpha {fit['alpha']:.3g}, valid MAE "
+            f"{fit['valid_mae']:.3f} with its intercept)")
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
                 progress=progress, log=log, on_epoch=on_epoch, legend=legend)
@@ -217,7 +223,7 @@ def _clean(folder: Path, log) -> None:
 RESUMABLE_CHANGES = {"epochs", "patience", "notes"}
 #: Config fields added after runs were saved, with the value that trains as before they existed: a checkpoint
 #: (or a suite record) without the field reads as made under that value.
-ADDED_FIELDS = {"missing_aug": 0.0, "zscore": "all", "linear_path": False}
+ADDED_FIELDS = {"missing_aug": 0.0, "zscore": "all", "linear_path": False, "linear_init": "zero"}
 
 
 def config_changes(old: dict, cfg, data: MultimodalData) -> list[str]:
