@@ -46,7 +46,7 @@ def target_rows(records, entries) -> list[str]:
             ahead = sum(v <= ridge[0] for v in mc)
             out.append(f"| {e} | MCIHN at or below the ridge regression, every seed | MCIHN {ms(mc)}; ridge "
                        f"{ridge[0]:.3f}; {ahead} of {len(mc)} seeds at or below | {'yes' if ahead == len(mc) else 'no'} |")
-        for other, label in ((tfn, "our TFN"), (text, "MCIHN, text only (its best single modality)")):
+        for other, label in ((tfn, "our TFN"), (text, "MCIHN, text only")):
             if other:
                 v = spread_verdict(mc, other)
                 out.append(f"| {e} | MCIHN not worse than {label} beyond the spread | MCIHN {ms(mc)}; {ms(other)}; "
