@@ -95,7 +95,8 @@ def cmd_suite(a) -> int:
 def check_sets(sets: dict) -> None:
     """Refuse ``--set`` overrides that MCIHN's config does not have or rejects, before any training. They are
     checked on the preset the suite's rows train (``auto``; its sizes follow each entry's training split, which
-    does not matter here), so settings that need the auto preset's linear path pass."""
+    does not matter here: the sizes for an unknown one are used), so settings that need the auto preset's linear
+    path pass."""
     import dataclasses
 
     from ..training.registry import config_class
@@ -106,7 +107,7 @@ def check_sets(sets: dict) -> None:
     unknown = sorted(set(sets) - known)
     if unknown:
         raise ValueError(f"--set {unknown[0]}=...: MCIHN has no setting {unknown[0]!r} (see MCIHNConfig)")
-    config_class("mcihn").from_preset("auto", n_train=1000, **sets)
+    config_class("mcihn").from_preset("auto", **sets)
 
 
 def _parse_sets(items) -> dict:

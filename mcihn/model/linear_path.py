@@ -38,8 +38,11 @@ class LinearPath(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """batch: m -> (B, T_m, D_m), m + "_mask" -> (B, T_m) bool. Returns (B,)."""
-        pooled = [masked_mean(batch[m], batch.get(m + "_mask")) for m in self.modalities]  # each (B, D_m)
-        return self.linear(torch.cat(pooled, dim=-1)).squeeze(-1)  # (B, sum_m D_m) -> (B,)
+        return self.linear(self.pooled(batch)).squeeze(-1)  # (B, sum_m D_m) -> (B,)
+
+    def pooled(self, batch: dict) -> torch.Tensor:
+        """What the linear layer reads: each modality's masked time mean, concatenated, (B, sum_m D_m)."""
+        return torch.cat([masked_mean(batch[m], batch.get(m + "_mask")) for m in self.modalities], dim=-1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -62,11 +65,11 @@ def init_from_ridge(path: LinearPath, train: dict, valid: dict, alphas=None) -> 
     """
     from ..experiments.reference import ALPHAS, best_ridge
 
-    def pooled(t):  # (N, sum_m D_m), what forward() feeds the linear layer
-        return torch.cat([masked_mean(t[m], t.get(m + "_mask")) for m in path.modalities], -1).cpu().double().numpy()
+    def numpy(x):
+        return x.cpu().double().numpy()
 
-    fit, alpha, mae = best_ridge(pooled(train), train["label"].cpu().double().numpy(), pooled(valid),
-                                 valid["label"].cpu().double().numpy(), alphas or ALPHAS, standardize=False)
+    fit, alpha, mae = best_ridge(numpy(path.pooled(train)), numpy(train["label"]), numpy(path.pooled(valid)),
+                                 numpy(valid["label"]), alphas or ALPHAS, standardize=False)
     w = path.linear.weight
     w.copy_(torch.as_tensor(fit.coef_, dtype=w.dtype, device=w.device).view_as(w))  # (1, sum_m D_m)
     return {"alpha": alpha, "valid_mae": mae}

@@ -138,7 +138,7 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     if last_ck is not None:
         trainer.load_checkpoint(last_ck, source=out_dir / "last.pt")
         log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
-    elif getattr(cfg, "linear_init", "zero") == "ridge" and getattr(trainer.model, "linear", None) is not None:
+    elif getattr(cfg, "linear_init", "zero") == "ridge":  # MCIHN's config: it implies the path (baselines lack it)
         from ..model.linear_path import init_from_ridge
 
         fit = init_from_ridge(trainer.model.linear, tensors["train"], tensors["valid"])
