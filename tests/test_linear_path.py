@@ -171,6 +171,15 @@ def test_init_from_ridge_sets_the_ridge_coefficients_of_the_pooled_inputs():
     assert np.allclose(path.linear.weight.detach().numpy().ravel(), want, atol=1e-5)
     assert torch.allclose(path(valid) + 0.7, valid["label"], atol=0.02)  # the intercept is left to the network
 
+    # reference=True (ridge_frozen): the suite's ridge (z-scored columns, best modality subset) folded into w and b
+    train["label"] = (x_tr[:, :3] @ w_true[:3] + 0.7).float()  # text alone carries the label
+    valid["label"] = (torch.cat([masked_mean(valid[m], valid[m + "_mask"]) for m in dims], -1).double()[:, :3]
+                      @ w_true[:3] + 0.7).float()
+    fit = init_from_ridge(path, train, valid, alphas=(1e-3, 100.0), reference=True)
+    assert fit["modalities"] == ["text"] and fit["valid_mae"] < 0.01
+    assert torch.count_nonzero(path.linear.weight[0, 3:]) == 0  # audio's columns left out
+    assert torch.allclose(path(valid) + fit["intercept"], valid["label"], atol=0.01)
+
 
 def test_ridge_init_starts_training_at_the_ridge_and_resumes_exactly(small_data, small_cfg, quiet, tmp_path):
     """The fit happens once, before the first epoch; a resumed run reads the weights from its checkpoint and
@@ -188,3 +197,36 @@ def test_ridge_init_starts_training_at_the_ridge_and_resumes_exactly(small_data,
                        progress=False, log=logs.append)
     assert not any("ridge regression" in str(line) for line in logs)  # not fitted again over the checkpoint
     assert resumed["valid"]["MAE"] == straight["valid"]["MAE"] and resumed["epochs_run"] == 3
+
+
+def test_frozen_ridge_start_is_the_ridge_and_keeps_it(small_data, small_cfg, quiet):
+    """linear_init="ridge_frozen": before the first step the model predicts what the ridge regression does (head
+    at zero weights and the ridge intercept); training moves the network, never the path's weights."""
+    import numpy as np
+
+    from mcihn.training.runner import model_tensors
+    from mcihn.model.linear_path import init_from_ridge, start_at_ridge
+    from mcihn.training.trainer import Trainer
+
+    cfg = small_cfg(epochs=2, linear_path=True, linear_init="ridge_frozen", missing_aug=0.0)
+    trainer = Trainer(cfg, dict(small_data.dims), device="cpu", seed=5)
+    model = trainer.model
+    assert not model.linear.linear.weight.requires_grad
+    assert all(p is not model.linear.linear.weight for p in model.main_parameters())
+    train, valid = (model_tensors(small_data.splits[s], cfg) for s in ("train", "valid"))
+    fit = init_from_ridge(model.linear, train, valid, reference=True)
+    start_at_ridge(model.ffm.head, fit["intercept"])
+    model.eval()
+    pred = model.predict(valid).numpy()
+    ridge_mae = float(np.mean(np.abs(pred - valid["label"].numpy())))
+    assert abs(ridge_mae - fit["valid_mae"]) < 1e-4  # the untrained model is the ridge regression
+
+    logs = []
+    one = run_seed(small_data, small_cfg(**{**cfg.to_dict(), "epochs": 1}), 5, device="cpu", progress=False,
+                   log=logs.append)
+    assert any("kept fixed" in str(line) for line in logs)
+    two = run_seed(small_data, cfg, 5, device="cpu", **quiet)
+    w1, w2 = one["model"].linear.linear.weight, two["model"].linear.linear.weight
+    assert not w2.requires_grad and torch.count_nonzero(w2) > 0
+    assert torch.equal(w1, w2)  # the same fit, untouched by a second epoch
+    assert torch.count_nonzero(two["model"].ffm.head.weight) > 0  # the network trains (its head started at 0)

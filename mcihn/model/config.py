@@ -116,7 +116,10 @@ class MCIHNConfig:
             regression on the training split's time-averaged inputs, its penalty chosen on the validation MAE,
             before the first epoch: ``linear_path.init_from_ridge``). "zero" is the default: on the suite's
             validation splits the ridge start was better on the linear set only and worse on four of six
-            (docs/results.md, "Why not start the linear path at the ridge regression?").
+            (docs/results.md, "Why not start the linear path at the ridge regression?"). "ridge_frozen": the
+            suite's ridge reference itself (z-scored columns, best modality subset), kept fixed, with Eq. 17's head
+            starting at zero and the ridge intercept, so the network learns the ridge's residual (opt-in; measured
+            in docs/results.md, "Learning what the ridge leaves").
     Text encoder (Sec. 4.3)
         text_encoder: a hub name or local folder of a BERT-family model fine-tuned inside the model
             on the pickle's token ids (``model/text_encoder.py``); None = frozen text features.
@@ -176,10 +179,10 @@ class MCIHNConfig:
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-        if self.linear_init == "ridge" and not self.linear_path:
-            raise ValueError("linear_init='ridge' starts the linear path: it needs linear_path=True")
-        if self.linear_init == "ridge" and self.text_encoder:
-            raise ValueError("linear_init='ridge' fits the path on text features before training; with a fine-tuned "
+        if self.linear_init != "zero" and not self.linear_path:
+            raise ValueError(f"linear_init={self.linear_init!r} starts the linear path: it needs linear_path=True")
+        if self.linear_init != "zero" and self.text_encoder:
+            raise ValueError(f"linear_init={self.linear_init!r} fits the path on text features before training; with a fine-tuned "
                              "text_encoder the path reads token states that do not exist yet: use linear_init='zero'")
         if not 0 <= self.missing_aug <= 1:
             raise ValueError(f"missing_aug must be a probability in [0, 1], got {self.missing_aug}")

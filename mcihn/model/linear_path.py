@@ -17,6 +17,9 @@ fine-tuned text encoder the text input is the encoder's token states, so the pat
 ``linear_init="ridge"`` starts w instead at the ridge regression of the training labels on the same pooled
 inputs (:func:`init_from_ridge`; the penalty chosen on the validation MAE, as the suite's ridge reference), so
 that training begins where the strongest simple baseline ends and the network learns what is left.
+``linear_init="ridge_frozen"`` goes one step further (residual learning, as in boosting): w stays at the ridge
+fit (it is not trained), Eq. 17's head starts at zero weights and the ridge intercept as its bias, so the
+untrained model *is* the ridge regression and the network is trained on what the ridge leaves.
 """
 from __future__ import annotations
 
@@ -24,17 +27,19 @@ import torch
 import torch.nn as nn
 
 #: How the linear path's weights start (``MCIHNConfig.linear_init``).
-LINEAR_INITS = ("zero", "ridge")
+LINEAR_INITS = ("zero", "ridge", "ridge_frozen")
 
 
 class LinearPath(nn.Module):
     """y_lin = w^T concat_m(masked time-mean of X_m): dims m -> (T_m, D_m) -> a (B,) prediction."""
 
-    def __init__(self, dims: dict):
+    def __init__(self, dims: dict, trainable: bool = True):
         super().__init__()
         self.modalities = list(dims)
+        self.dims = {m: D for m, (_, D) in dims.items()}  # m -> D_m, the width of its pooled columns
         self.linear = nn.Linear(sum(D for _, D in dims.values()), 1, bias=False)  # w, (sum_m D_m) -> 1
         nn.init.zeros_(self.linear.weight)  # start as the paper's model
+        self.linear.weight.requires_grad_(trainable)  # linear_init="ridge_frozen": w is the ridge fit, kept
 
     def forward(self, batch: dict) -> torch.Tensor:
         """batch: m -> (B, T_m, D_m), m + "_mask" -> (B, T_m) bool. Returns (B,)."""
@@ -55,21 +60,60 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def init_from_ridge(path: LinearPath, train: dict, valid: dict, alphas=None) -> dict:
+def init_from_ridge(path: LinearPath, train: dict, valid: dict, alphas=None, reference: bool = False) -> dict:
     """Set w to the ridge regression of the training labels on the path's own pooled inputs.
 
     train / valid: model tensors (m -> (N, T_m, D_m), m + "_mask", "label" -> (N,)). The ridge has an
-    intercept, which the path does not keep (the network's head learns the label mean); alpha is the one with
-    the lowest validation MAE, from the grid of the suite's ridge reference (``experiments.reference.ALPHAS``)
-    unless ``alphas`` is given. Returns {"alpha", "valid_mae"}.
+    intercept, which the path does not keep (the network's head learns the label mean, or takes it:
+    :func:`start_at_ridge`); alpha is the one with the lowest validation MAE, from the grid of the suite's ridge
+    reference (``experiments.reference.ALPHAS``) unless ``alphas`` is given.
+
+    ``reference=False`` (``linear_init="ridge"``): one ridge on the raw pooled inputs of every modality.
+    ``reference=True`` (``linear_init="ridge_frozen"``): the suite's ridge reference itself: columns z-scored
+    with the training statistics, every non-empty subset of the modalities tried, the best (alpha, subset) on
+    validation kept; the scaler is folded into w and the intercept (w = coef / scale, b = b_ridge - coef . mean /
+    scale) and the modalities left out get zero weights. Returns {"alpha", "valid_mae", "intercept", "modalities"}.
     """
+    from itertools import combinations
+
+    import numpy as np
+
     from ..experiments.reference import ALPHAS, best_ridge
 
     def numpy(x):
         return x.cpu().double().numpy()
 
-    fit, alpha, mae = best_ridge(numpy(path.pooled(train)), numpy(train["label"]), numpy(path.pooled(valid)),
-                                 numpy(valid["label"]), alphas or ALPHAS, standardize=False)
+    x_tr, x_va = numpy(path.pooled(train)), numpy(path.pooled(valid))  # (N, sum_m D_m)
+    y_tr, y_va = numpy(train["label"]), numpy(valid["label"])
+    widths = [path.dims[m] for m in path.modalities]
+    starts = dict(zip(path.modalities, np.cumsum([0] + widths[:-1])))
+    columns = {m: np.arange(starts[m], starts[m] + path.dims[m]) for m in path.modalities}
+    subsets = ([tuple(c) for k in range(1, len(path.modalities) + 1) for c in combinations(path.modalities, k)]
+               if reference else [tuple(path.modalities)])
+    best = None
+    for subset in subsets:
+        cols = np.concatenate([columns[m] for m in subset])
+        fit, alpha, mae = best_ridge(x_tr[:, cols], y_tr, x_va[:, cols], y_va, alphas or ALPHAS,
+                                     standardize=reference)
+        if best is None or mae < best[3]:
+            best = (subset, cols, fit, mae, alpha)
+    subset, cols, fit, mae, alpha = best
+    if reference:  # fold StandardScaler into the linear map
+        scaler, ridge = fit[0], fit[-1]
+        coef = ridge.coef_ / scaler.scale_
+        intercept = float(ridge.intercept_ - (ridge.coef_ * scaler.mean_ / scaler.scale_).sum())
+    else:
+        coef, intercept = fit.coef_, float(fit.intercept_)
+    full = np.zeros(x_tr.shape[1])
+    full[cols] = coef
     w = path.linear.weight
-    w.copy_(torch.as_tensor(fit.coef_, dtype=w.dtype, device=w.device).view_as(w))  # (1, sum_m D_m)
-    return {"alpha": alpha, "valid_mae": mae}
+    w.copy_(torch.as_tensor(full, dtype=w.dtype, device=w.device).view_as(w))  # (1, sum_m D_m)
+    return {"alpha": alpha, "valid_mae": mae, "intercept": intercept, "modalities": list(subset)}
+
+
+@torch.no_grad()
+def start_at_ridge(head: nn.Linear, intercept: float) -> None:
+    """linear_init="ridge_frozen": Eq. 17's head (d -> 1) starts at zero weights and the ridge intercept as its
+    bias, so that y_deep = intercept and y^p = the ridge regression before the first step."""
+    head.weight.zero_()
+    head.bias.fill_(intercept)

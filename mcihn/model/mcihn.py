@@ -74,7 +74,8 @@ class MCIHN(nn.Module):
         self._missing = (torch.Generator().manual_seed(self.prior_seed ^ MISSING_SALT) if cfg.missing_aug > 0
                          else None)
         self.ffm = FeatureFusion(self.modalities, d, cfg.heads, cfg.dropout, cfg.ffm_values)
-        self.linear = LinearPath(self.dims) if cfg.linear_path else None  # an addition (linear_path.py)
+        self.linear = (LinearPath(self.dims, trainable=cfg.linear_init != "ridge_frozen") if cfg.linear_path
+                       else None)  # an addition (linear_path.py)
 
     # ==== the forward pass: encode, gate, fuse ========================================================
     def encode(self, batch: dict) -> dict:
@@ -122,7 +123,8 @@ class MCIHN(nn.Module):
 
     def main_parameters(self):
         """Everything L_Combined reaches: encoders, CGMM, xi of the MMD, FFM and head (and the linear path)."""
-        rest = [p for mod in (self.cgmm, self.mmd, self.ffm, self.linear) if mod is not None for p in mod.parameters()]
+        rest = [p for mod in (self.cgmm, self.mmd, self.ffm, self.linear) if mod is not None for p in mod.parameters()
+                if p.requires_grad]  # a frozen linear path (linear_init="ridge_frozen") is not trained
         return self.encoder_parameters() + rest
 
     # ---- the training phases, in the paper's order (lines 8-23) --------------------------------------

@@ -138,12 +138,15 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     if last_ck is not None:
         trainer.load_checkpoint(last_ck, source=out_dir / "last.pt")
         log(f"seed {seed}: resuming after epoch {trainer.epoch} from {out_dir / 'last.pt'}")
-    elif getattr(cfg, "linear_init", "zero") == "ridge":  # MCIHN's config: it implies the path (baselines lack it)
-        from ..model.linear_path import init_from_ridge
+    elif getattr(cfg, "linear_init", "zero") != "zero":  # MCIHN's config: it implies the path (baselines lack it)
+        from ..model.linear_path import init_from_ridge, start_at_ridge
 
-        fit = init_from_ridge(trainer.model.linear, tensors["train"], tensors["valid"])
+        fit = init_from_ridge(trainer.model.linear, tensors["train"], tensors["valid"],
+                              reference=cfg.linear_init == "ridge_frozen")
+        if cfg.linear_init == "ridge_frozen":
+            start_at_ridge(trainer.model.ffm.head, fit["intercept"])
         log(f"seed {seed}: linear path starts at the ridge regression (alpha {fit['alpha']:.3g}, valid MAE "
-            f"{fit['valid_mae']:.3f} with its intercept)")
+            f"{fit['valid_mae']:.3f} with its intercept, modalities {''.join(m[0] for m in fit['modalities'])}{'; kept fixed, the network learns the rest' if cfg.linear_init == 'ridge_frozen' else ''})")
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
                 progress=progress, log=log, on_epoch=on_epoch, legend=legend)
