@@ -27,6 +27,15 @@ def pooled_features(split, modalities) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def modality_subsets(modalities) -> list[tuple]:
+    """Every non-empty subset of ``modalities``, in order: "ta" -> [("t",), ("a",), ("t", "a")]. The ridge
+    reference tries each (the suite's row, ``linear_init="ridge_frozen"``) and keeps the best on validation."""
+    from itertools import combinations
+
+    items = tuple(modalities)
+    return [c for k in range(1, len(items) + 1) for c in combinations(items, k)]
+
+
 def ridge_reference(data: MultimodalData, modalities="tav", alphas=ALPHAS) -> dict:
     """Ridge regression on z-scored pooled features; alpha chosen on the validation MAE.
 

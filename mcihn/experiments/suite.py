@@ -43,7 +43,7 @@ import numpy as np
 
 from ..metrics import evaluate
 from ..utils import atomic_write_bytes, atomic_write_json, jsonable
-from .reference import mean_reference, ridge_reference
+from .reference import mean_reference, modality_subsets, ridge_reference
 
 #: Columns of the table: (title, metric key, scale for display).
 COLUMNS = (("MAE", "MAE", 1.0), ("Corr", "Corr", 1.0), ("Has0 Acc-2", "Has0_acc_2", 100.0))
@@ -201,9 +201,7 @@ def reference(kind: str, data, modalities: str) -> dict:
     if kind == "mean":
         return mean_reference(data)
     if kind == "ridge":  # the best subset of the entry's modalities, chosen on the validation MAE
-        from itertools import combinations
-
-        subsets = ["".join(c) for k in range(1, len(modalities) + 1) for c in combinations(modalities, k)]
+        subsets = ["".join(c) for c in modality_subsets(modalities)]
         fits = {m: ridge_reference(data, m) for m in subsets}
         best = min(fits, key=lambda m: fits[m]["valid"]["MAE"])
         return {**fits[best], "modalities": best,

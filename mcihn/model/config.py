@@ -182,8 +182,9 @@ class MCIHNConfig:
         if self.linear_init != "zero" and not self.linear_path:
             raise ValueError(f"linear_init={self.linear_init!r} starts the linear path: it needs linear_path=True")
         if self.linear_init != "zero" and self.text_encoder:
-            raise ValueError(f"linear_init={self.linear_init!r} fits the path on text features before training; with a fine-tuned "
-                             "text_encoder the path reads token states that do not exist yet: use linear_init='zero'")
+            raise ValueError(f"linear_init={self.linear_init!r} fits the path on text features before training; "
+                             "with a fine-tuned text_encoder the path reads token states that do not exist yet: "
+                             "use linear_init='zero'")
         if not 0 <= self.missing_aug <= 1:
             raise ValueError(f"missing_aug must be a probability in [0, 1], got {self.missing_aug}")
         if self.dropout >= 1 or self.enc_dropout >= 1:

@@ -74,22 +74,18 @@ def init_from_ridge(path: LinearPath, train: dict, valid: dict, alphas=None, ref
     validation kept; the scaler is folded into w and the intercept (w = coef / scale, b = b_ridge - coef . mean /
     scale) and the modalities left out get zero weights. Returns {"alpha", "valid_mae", "intercept", "modalities"}.
     """
-    from itertools import combinations
-
     import numpy as np
 
-    from ..experiments.reference import ALPHAS, best_ridge
+    from ..experiments.reference import ALPHAS, best_ridge, modality_subsets
 
     def numpy(x):
         return x.cpu().double().numpy()
 
     x_tr, x_va = numpy(path.pooled(train)), numpy(path.pooled(valid))  # (N, sum_m D_m)
     y_tr, y_va = numpy(train["label"]), numpy(valid["label"])
-    widths = [path.dims[m] for m in path.modalities]
-    starts = dict(zip(path.modalities, np.cumsum([0] + widths[:-1])))
-    columns = {m: np.arange(starts[m], starts[m] + path.dims[m]) for m in path.modalities}
-    subsets = ([tuple(c) for k in range(1, len(path.modalities) + 1) for c in combinations(path.modalities, k)]
-               if reference else [tuple(path.modalities)])
+    edges = np.cumsum([0] + [path.dims[m] for m in path.modalities])  # column offsets of each modality
+    columns = {m: np.arange(edges[i], edges[i + 1]) for i, m in enumerate(path.modalities)}
+    subsets = modality_subsets(path.modalities) if reference else [tuple(path.modalities)]
     best = None
     for subset in subsets:
         cols = np.concatenate([columns[m] for m in subset])

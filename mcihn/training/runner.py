@@ -141,12 +141,13 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     elif getattr(cfg, "linear_init", "zero") != "zero":  # MCIHN's config: it implies the path (baselines lack it)
         from ..model.linear_path import init_from_ridge, start_at_ridge
 
-        fit = init_from_ridge(trainer.model.linear, tensors["train"], tensors["valid"],
-                              reference=cfg.linear_init == "ridge_frozen")
-        if cfg.linear_init == "ridge_frozen":
+        frozen = cfg.linear_init == "ridge_frozen"
+        fit = init_from_ridge(trainer.model.linear, tensors["train"], tensors["valid"], reference=frozen)
+        if frozen:
             start_at_ridge(trainer.model.ffm.head, fit["intercept"])
         log(f"seed {seed}: linear path starts at the ridge regression (alpha {fit['alpha']:.3g}, valid MAE "
-            f"{fit['valid_mae']:.3f} with its intercept, modalities {''.join(m[0] for m in fit['modalities'])}{'; kept fixed, the network learns the rest' if cfg.linear_init == 'ridge_frozen' else ''})")
+            f"{fit['valid_mae']:.3f} with its intercept, modalities {''.join(m[0] for m in fit['modalities'])}"
+            f"{'; kept fixed, the network learns the rest' if frozen else ''})")
     t0 = time.time()
     trainer.fit(tensors["train"], tensors["valid"], data.dataset, out_dir=out_dir, extra_state=extra,
                 progress=progress, log=log, on_epoch=on_epoch, legend=legend)
