@@ -12,7 +12,8 @@ The package, one folder per layer (imports only go down this list)::
     data/         mmsa.py (MMSA pickles, validation), pickles.py (safe unpickling), normalize.py, synthetic.py,
                   planted.py, real.py (real CSV / TSV sets)
     training/     registry.py (every model by name), trainer.py (the epoch loop), steps.py, checkpoint.py,
-                  runner.py (one seed end to end, many seeds, resume, evaluate)
+                  runner.py (one seed end to end, many seeds, resume, evaluate), starts.py (both starts of the
+                  linear path, validation keeps one)
     extraction/   raw clips -> features (media.py, features.py: CLIP, BERT, wav2vec2; dataset.py), predict.py,
                   fixtures.py
     experiments/  tables.py (Tables 2 and 3 re-run), suite.py, mmsa_models.py, tune.py, robustness.py,

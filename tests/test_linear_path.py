@@ -131,8 +131,11 @@ def test_train_flag_sets_the_switch(tmp_path, capsys):
 
 
 def test_ridge_init_is_checked_in_the_config():
-    assert MCIHNConfig.auto(300).linear_init == "zero"
+    assert MCIHNConfig.auto(300).linear_init == "auto"  # the auto preset trains both starts
+    assert MCIHNConfig.auto(300, linear_path=False).linear_init == "zero"  # no path: nothing to start
+    assert MCIHNConfig.auto(300, text_encoder="some/bert").linear_init == "zero"  # no ridge on token states
     assert MCIHNConfig.auto(300, linear_init="ridge").linear_init == "ridge"
+    assert MCIHNConfig.paper().linear_init == MCIHNConfig.tiny().linear_init == "zero"
     with pytest.raises(ValueError, match="needs linear_path=True"):
         MCIHNConfig.tiny(linear_init="ridge")
     with pytest.raises(ValueError, match="text_encoder"):
@@ -230,3 +233,75 @@ def test_frozen_ridge_start_is_the_ridge_and_keeps_it(small_data, small_cfg, qui
     assert not w2.requires_grad and torch.count_nonzero(w2) > 0
     assert torch.equal(w1, w2)  # the same fit, untouched by a second epoch
     assert torch.count_nonzero(two["model"].ffm.head.weight) > 0  # the network trains (its head started at 0)
+
+
+def test_auto_start_keeps_the_start_with_the_lower_validation_mae(small_data, small_cfg, quiet, tmp_path):
+    """linear_init="auto" (training/starts.py): one run per start, the lower validation MAE kept; its best.pt and
+    result.json are the seed's; a killed run resumes each start from its own folder and chooses the same."""
+    import json
+
+    from mcihn.training.runner import load_model
+
+    cfg = dict(linear_path=True, missing_aug=0.0)
+    each = {s: run_seed(small_data, small_cfg(epochs=2, linear_init=s, **cfg), 5, device="cpu", **quiet)
+            for s in ("zero", "ridge_frozen")}
+    want = min(each, key=lambda s: each[s]["valid"]["MAE"])
+    logs = []
+    auto = run_seed(small_data, small_cfg(epochs=2, linear_init="auto", **cfg), 5, out_dir=tmp_path, device="cpu",
+                    progress=False, log=logs.append)
+    assert auto["start"] == want and any("kept start" in str(line) for line in logs)
+    assert {s: v["valid_mae"] for s, v in auto["starts"].items()} == {s: r["valid"]["MAE"] for s, r in each.items()}
+    assert auto["valid"] == each[want]["valid"] and auto["test"] == each[want]["test"]
+    assert json.loads((tmp_path / "result.json").read_text())["start"] == want
+    model, saved_cfg, _, _ = load_model(tmp_path / "best.pt")  # the kept run's weights and concrete start
+    assert saved_cfg.linear_init == want
+    assert torch.equal(model.linear.linear.weight, auto["model"].linear.linear.weight)
+
+    # Kill after the first start: the second start's folder is gone; resuming trains only what is missing.
+    import shutil
+    shutil.rmtree(tmp_path / "start_ridge_frozen")
+    (tmp_path / "result.json").unlink()
+    logs = []
+    again = run_seed(small_data, small_cfg(epochs=2, linear_init="auto", **cfg), 5, out_dir=tmp_path, device="cpu",
+                     resume=True, progress=False, log=logs.append)
+    assert any("finished earlier" in str(line) for line in logs)  # the zero start read back, not retrained
+    assert again["start"] == want and again["valid"] == auto["valid"]
+
+
+def test_auto_start_needs_the_linear_path():
+    with pytest.raises(ValueError, match="linear_path"):
+        MCIHNConfig.tiny(linear_init="auto")
+
+
+def test_train_with_data_keeps_a_start_and_evaluates_it(tmp_path, capsys):
+    """`train --preset auto` (what `train --data` uses on real data) trains both starts per seed: the seed folder holds both runs and the kept
+    one's best.pt, which `evaluate` reads as any other; a second run in the same folder needs --resume;
+    --linear-init zero trains once."""
+    import json
+
+    from conftest import SMALL_DIMS, SMALL_SPLITS
+    from mcihn.cli import main
+    from mcihn.data import write_synthetic
+
+    pkl = tmp_path / "x.pkl"
+    write_synthetic(pkl, splits=dict(SMALL_SPLITS), dims=dict(SMALL_DIMS), seed=1)
+    out = tmp_path / "run"
+    args = ["train", "--preset", "auto", "--seeds", "1", "--quiet", "--data", str(pkl), "--epochs", "1", "--out",
+            str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((out / "results.json").read_text())
+    assert res["config"]["linear_init"] == "auto"
+    seed = res["per_seed"][0]
+    assert seed["start"] in ("zero", "ridge_frozen") and set(seed["starts"]) == {"zero", "ridge_frozen"}
+    assert f"start {seed['start']})" in printed
+    for start in ("zero", "ridge_frozen"):
+        assert (out / "seed_1" / f"start_{start}" / "result.json").exists()
+    assert main(["evaluate", "--checkpoint", str(out / "seed_1" / "best.pt"), "--data", str(pkl),
+                 "--split", "test"]) == 0
+    evaluated = json.loads((out / "seed_1" / "eval_x_test.json").read_text())
+    assert evaluated["metrics"]["MAE"] == pytest.approx(seed["test"]["MAE"], abs=1e-4)
+    assert main(args) == 2  # the folder holds a run: --resume or another --out
+    one = tmp_path / "zero"
+    assert main([*args[:-1], str(one), "--linear-init", "zero"]) == 0
+    assert not list(one.glob("seed_1/start_*")) and (one / "seed_1" / "last.pt").exists()

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..data.normalize import ZSCORE_RULES
 from ..modalities import parse_modalities
 from ..model.config import MCIHNConfig
+from ..model.linear_path import LINEAR_INITS
 from ..training.registry import MODEL_KINDS
 from .options import (BASELINES, DATASET_CHOICES, NON_NEGATIVE, POSITIVE, POSITIVE_INT, PRESET_CHOICES, RATE,
                       add_run_args, add_threads_arg, modalities_arg)
@@ -37,6 +38,10 @@ def add_train(sub):
                    help="addition: a linear regression on the time-averaged inputs, added to the prediction (wide "
                         "and deep; mcihn/model/linear_path.py); default on with the auto preset, off with paper (as "
                         "the paper) and tiny")
+    p.add_argument("--linear-init", choices=LINEAR_INITS,
+                   help="addition: how the linear path starts: auto (default with the auto preset: one run from zero "
+                        "and one from the ridge regression kept fixed, the lower validation MAE kept; twice the "
+                        "training time), zero, ridge, ridge_frozen (mcihn/training/starts.py)")
     p.add_argument("--mmd-samples", choices=["pooled", "tokens"],
                    help="MMD samples: utterance vectors (pooled, default) or all B*L latent vectors (tokens)")
     p.add_argument("--adv-lr-scale", type=NON_NEGATIVE,
@@ -76,7 +81,7 @@ def add_train(sub):
 MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd-weight",
               "mmd_samples": "--mmd-samples", "adv_lr_scale": "--adv-lr-scale", "schedule": "--schedule",
               "adv_weight": "--adv-weight", "rec_weight": "--rec-weight", "disc_samples": "--disc-samples", "xi": "--xi",
-              "missing_aug": "--missing-aug", "linear_path": "--linear-path"}
+              "missing_aug": "--missing-aug", "linear_path": "--linear-path", "linear_init": "--linear-init"}
 
 
 def cmd_train(a) -> int:
@@ -91,7 +96,7 @@ def cmd_train(a) -> int:
     _train_config(a, a.preset or ("auto" if a.data else "tiny"))
     out = Path(a.out)
     with OutLock(out, "--out"):  # one writer per folder
-        if not a.resume and out.exists() and any(out.glob("seed_*/last.pt")):
+        if not a.resume and out.exists() and any(out.glob("seed_*/**/last.pt")):
             print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
                   file=sys.stderr)
             return 2
@@ -116,7 +121,8 @@ def cmd_train(a) -> int:
         seeds = a.seeds or list(DEFAULT_SEEDS)
         res = run_experiment(data, cfg, seeds=seeds, out_dir=out, device=device, amp=a.amp, resume=a.resume,
                              progress=not a.quiet, compile=a.compile, legend=True)
-    rows = {f"seed {r['seed']} (epoch {r['best_epoch']})": r["test"] for r in res["per_seed"]}
+    rows = {f"seed {r['seed']} (epoch {r['best_epoch']}" + (f", start {r['start']}" if "start" in r else "") + ")":
+            r["test"] for r in res["per_seed"]}
     rows[f"{cfg.variant} mean"] = res["mean"]
     print(f"\nTest metrics ({data.dataset}{', SYNTHETIC data' if data.synthetic else ''}; "
           "epochs chosen on validation):")
@@ -140,7 +146,7 @@ def _train_config(a, preset: str, n_train: int | None = None):
                                                    text_lr=a.text_lr, zscore=a.zscore).items() if v is not None}}
     if a.model == "mcihn":
         extra = {k: getattr(a, k) for k in ("mmd_weight", "mmd_samples", "adv_lr_scale", "schedule", "adv_weight",
-                                             "rec_weight", "disc_samples", "xi", "missing_aug")
+                                             "rec_weight", "disc_samples", "xi", "missing_aug", "linear_init")
                  if getattr(a, k) is not None}
         if a.linear_path is not None:
             extra["linear_path"] = a.linear_path == "on"

@@ -179,6 +179,8 @@ def run_one(row: Row, entry: Entry, data, seed: int, work: Path, device: str = "
                "curve": [[round(h["train"].get("mul", h["train"].get("total", math.nan)), 4),
                           round(h["valid"]["loss_mul"], 4)] for h in hist],
                "config": cfg.to_dict()}
+        if "start" in r:  # linear_init="auto": the start kept and both starts' validation MAE (training/starts.py)
+            rec.update(start=r["start"], starts=r["starts"])
     elif row.side == "mmsa":
         from .mmsa_models import SUITE_PAD, run_mmsa_model
 

@@ -258,7 +258,7 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
     training = {**(overrides or {}), **({"epochs": epochs} if epochs is not None else {}), "n_train": len(data["train"])}
     configs = [(row, row.config(preset, **training)) for row in rows]  # config errors before any training
     if out_dir is not None and not resume:
-        started = [row.slug for row in rows if any((out_dir / row.slug).glob("seed_*/last.pt"))]
+        started = [row.slug for row in rows if any((out_dir / row.slug).glob("seed_*/**/last.pt"))]
         if started:
             raise ValueError(f"{out_dir} already holds runs of {started}; pass resume=True (--resume) to continue, "
                              "or choose another output folder")

@@ -20,6 +20,8 @@ that training begins where the strongest simple baseline ends and the network le
 ``linear_init="ridge_frozen"`` goes one step further (residual learning, as in boosting): w stays at the ridge
 fit (it is not trained), Eq. 17's head starts at zero weights and the ridge intercept as its bias, so the
 untrained model *is* the ridge regression and the network is trained on what the ridge leaves.
+``linear_init="auto"`` (the ``auto`` preset's) trains a seed from both "zero" and "ridge_frozen" and keeps the run
+with the lower validation MAE (``mcihn/training/starts.py``).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import torch
 import torch.nn as nn
 
 #: How the linear path's weights start (``MCIHNConfig.linear_init``).
-LINEAR_INITS = ("zero", "ridge", "ridge_frozen")
+LINEAR_INITS = ("zero", "ridge", "ridge_frozen", "auto")  # auto: training/starts.py
 
 
 class LinearPath(nn.Module):

@@ -6,6 +6,7 @@
     checkpoint.py   the checkpoint format, its safe loading, what a run saves and a resume restores
     runner.py       one seed end to end (normalise, resume or train, restore best, test once), many seeds,
                     evaluate
+    starts.py       linear_init="auto": a seed trained from both starts of the linear path, validation keeps one
 """
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint_file
 from .registry import MODEL_KINDS, build_model, make_config

@@ -7,6 +7,8 @@ Layout of an output folder DIR::
     DIR/seed_1111/best.pt         weights of the best validation epoch (+ config, dims, normaliser)
     DIR/seed_1111/history.json    one record per epoch: every loss term, validation metrics
     DIR/seed_1111/result.json     this seed's final valid/test metrics (written last: marks it done)
+    DIR/seed_1111/start_zero/...  with linear_init="auto": one such folder per start of the linear path, and
+                                  the kept start's best.pt and result.json one level up (training/starts.py)
 
 Only the validation split chooses anything (the epoch, through early stopping);
 the test split is evaluated once per seed, with the best checkpoint reloaded.
@@ -114,8 +116,14 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
     have none. ``compile``: :func:`compile_phases`. ``legend``: log what the epoch lines' names mean, once.
     """
-    device = resolve_device(device) if isinstance(device, str) else device
     out_dir = Path(out_dir) if out_dir is not None else None
+    if getattr(cfg, "linear_init", "zero") == "auto":  # one run per start, validation keeps one (training/starts.py)
+        from .starts import run_both_starts
+
+        return run_both_starts(run_seed, data, cfg, seed, out_dir, log=log, on_epoch=on_epoch, device=device,
+                               amp=amp, resume=resume, progress=progress, prepared=prepared,
+                               evaluate_test=evaluate_test, compile=compile, legend=legend)
+    device = resolve_device(device) if isinstance(device, str) else device
     normed, normalizer = prepared or prepare(data, cfg)
     if out_dir is not None:
         _clean(out_dir, log)
@@ -304,7 +312,8 @@ def run_experiment(data: MultimodalData, cfg: MCIHNConfig, seeds=DEFAULT_SEEDS, 
         "dataset": data.dataset, "data_source": data.source, "synthetic": data.synthetic,
         "model": model_kind(cfg), "variant": cfg.variant, "config": cfg.to_dict(),
         "dims": {m: list(v) for m, v in data.dims.items()},
-        "per_seed": [{k: r[k] for k in ("seed", "best_epoch", "epochs_run", "train_time_s", "valid", "test") if k in r}
+        "per_seed": [{k: r[k] for k in ("seed", "best_epoch", "epochs_run", "train_time_s", "valid", "test", "start",
+                                         "starts") if k in r}
                      for r in per_seed],
         "mean": mean, "std": std,
         "valid_mean": summarize(per_seed, "valid")[0],
