@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     data = ENTRIES[a.entry].load(find_shared(), a.cache)  # the suite's own loader
-    cfg = ours_config("mcihn", ENTRIES[a.entry], data)
+    cfg = ours_config("mcihn", ENTRIES[a.entry], data, {"linear_init": "zero"})  # one run per seed, as measured
     prepared = prepare(data, cfg)
     test = {k: v for k, v in model_tensors(prepared[0]["test"], cfg).items()}
     for seed in a.seeds:

@@ -3,6 +3,11 @@
     python benchmarks/start_rule.py benchmarks/suite_runs
     python benchmarks/start_rule.py benchmarks/unseen_kind_runs
 
+How its records were made (a suite folder ``runs/suite``): ``python benchmarks/start_rule.py runs/suite
+--run-starts --jobs 2`` trains both starts' rows of the MCIHN rows where they are missing (``run_starts``), ``--write
+runs/suite`` then makes the rule's records the MCIHN rows. (``experiment suite`` with today's defaults trains the
+same runs whole: ``--check`` compares the two.)
+
 For every (data set, seed) that has both a run from the zero start (row "MCIHN linear_init=zero", or "MCIHN"
 from before the rule)
 and one from the frozen ridge start (row "MCIHN linear_init=ridge_frozen"), the rule keeps the run with the
@@ -128,6 +133,16 @@ def train_auto(folder: Path, entry: str, seed: int, out: Path) -> Path:
     return path
 
 
+def run_starts(folder: Path, entries=None, jobs: int = 2, threads: int = 1) -> None:
+    """Train, where ``folder`` lacks them, both starts' rows of every row of :func:`base_rows` (the rows
+    "<row> linear_init=zero" and "<row> linear_init=ridge_frozen"), 5 seeds, as the suite trains any row."""
+    from mcihn.experiments.suite import run_suite
+    from mcihn.training.starts import AUTO_STARTS
+
+    rows = [with_start(r, s) for r in base_rows().values() for s in AUTO_STARTS]
+    run_suite(folder, entries=entries, rows=rows, resume=True, jobs=jobs, threads=threads)
+
+
 def write_rule_records(folder: Path, records: list[dict]) -> list[Path]:
     """Make the rule the suite's MCIHN rows in ``folder`` (a suite folder whose rows hold zero-start runs): for
     each row of :func:`base_rows`, its zero-start runs move to the row "<row> linear_init=zero", and for every
@@ -158,8 +173,14 @@ def main(argv=None) -> None:
     p.add_argument("--train", nargs="*", default=[], metavar="ENTRY:SEED",
                    help="train today's MCIHN row (linear_init=auto) on these and --check each (train_auto)")
     p.add_argument("--train-out", type=Path, default=Path("runs/start_rule_check"), help="where --train writes")
+    p.add_argument("--run-starts", action="store_true",
+                   help="first train both starts' rows of the MCIHN rows in the first folder, where missing (run_starts)")
+    p.add_argument("--entries", nargs="+", help="with --run-starts: suite entries (default: the suite's six)")
+    p.add_argument("--jobs", type=int, default=2, help="with --run-starts: runs at a time (one torch thread each)")
     p.add_argument("--write", type=Path, help="make the rule the MCIHN row of this suite folder (write_rule_records)")
     a = p.parse_args(argv)
+    if a.run_starts:
+        run_starts(a.folders[0], a.entries, a.jobs)
     records = load_records(*a.folders)
     print(table(records))
     for r in a.check:

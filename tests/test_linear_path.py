@@ -305,3 +305,19 @@ def test_train_with_data_keeps_a_start_and_evaluates_it(tmp_path, capsys):
     one = tmp_path / "zero"
     assert main([*args[:-1], str(one), "--linear-init", "zero"]) == 0
     assert not list(one.glob("seed_1/start_*")) and (one / "seed_1" / "last.pt").exists()
+
+
+def test_a_seed_folder_holds_one_kind_of_run(small_data, small_cfg, quiet, tmp_path):
+    """A folder of one start's run is not resumed as linear_init='auto' (whose two runs live in start_*/), nor the
+    other way round: the error names the folder, and nothing is trained or written."""
+    one = dict(epochs=1, linear_path=True, missing_aug=0.0)
+    run_seed(small_data, small_cfg(linear_init="zero", **one), 5, out_dir=tmp_path / "single", device="cpu", **quiet)
+    before = sorted(p.name for p in (tmp_path / "single").iterdir())
+    with pytest.raises(ValueError, match="single.*holds a run of one start"):
+        run_seed(small_data, small_cfg(linear_init="auto", **one), 5, out_dir=tmp_path / "single", device="cpu",
+                 resume=True, **quiet)
+    assert sorted(p.name for p in (tmp_path / "single").iterdir()) == before
+    run_seed(small_data, small_cfg(linear_init="auto", **one), 5, out_dir=tmp_path / "both", device="cpu", **quiet)
+    with pytest.raises(ValueError, match="both.*holds a run of linear_init='auto'"):
+        run_seed(small_data, small_cfg(linear_init="zero", **one), 5, out_dir=tmp_path / "both", device="cpu",
+                 resume=True, **quiet)

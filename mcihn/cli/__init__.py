@@ -119,7 +119,7 @@ def _on_interrupt(a) -> str:
         return (f"finished runs are kept under {Path(a.out) / 'runs'} (one record each); run the same command with "
                 "--resume to continue: unfinished runs start again")
     if a.command in ("train", "experiment"):
-        return (f"finished epochs are saved under {a.out} (seed_*/last.pt); run the same command with --resume "
+        return (f"finished epochs are saved under {a.out} (seed_*/last.pt, or seed_*/start_*/last.pt); run the same command with --resume "
                 "to continue")
     if a.command == "tune":
         return (f"finished trials are kept in the study and listed in {Path(a.out) / 'trials.csv'} (best.json: the "

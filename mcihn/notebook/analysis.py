@@ -50,7 +50,12 @@ def model_inputs(data: MultimodalData, split: str, modalities, normalizer: Norma
 
 
 def initial_model(cfg: MCIHNConfig, dims: dict, seed: int) -> MCIHN:
-    """The network exactly as training starts for this seed (``run_seed`` seeds, then builds it)."""
+    """The network exactly as training starts for this seed (``run_seed`` seeds, then builds it). With
+    ``linear_init="auto"`` the zero start's (the frozen ridge start also sets the path's weights from the data)."""
+    if cfg.linear_init == "auto":
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, linear_init="zero")
     set_seed(seed)
     return MCIHN(cfg, dims).eval()
 

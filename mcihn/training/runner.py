@@ -111,12 +111,15 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
 
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
     are metric dicts of the best validation epoch's weights and "model" is the trained model
-    (absent when a finished run is read back with ``resume``). ``prepared`` = (normalised data,
+    (absent when a finished run is read back with ``resume``); with ``linear_init="auto"`` also "start" (the start
+    of the linear path kept) and "starts" (both runs' validation MAE and best epoch: ``training/starts.py``). ``prepared`` = (normalised data,
     normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
     :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
     have none. ``compile``: :func:`compile_phases`. ``legend``: log what the epoch lines' names mean, once.
     """
     out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None:
+        _clean(out_dir, log)
     if getattr(cfg, "linear_init", "zero") == "auto":  # one run per start, validation keeps one (training/starts.py)
         from .starts import run_both_starts
 
@@ -125,8 +128,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
                                evaluate_test=evaluate_test, compile=compile, legend=legend)
     device = resolve_device(device) if isinstance(device, str) else device
     normed, normalizer = prepared or prepare(data, cfg)
-    if out_dir is not None:
-        _clean(out_dir, log)
+    if out_dir is not None and any(out_dir.glob("start_*")):
+        raise ValueError(f"{out_dir}: holds a run of linear_init='auto' (start_* folders), not of linear_init="
+                         f"{getattr(cfg, 'linear_init', 'zero')!r}; use another --out or the same settings")
     done, last_ck = resume_point(out_dir, resume, cfg, normed, normalizer, seed, log)
     if done is not None:
         return done

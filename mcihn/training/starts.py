@@ -32,14 +32,21 @@ def run_both_starts(run_seed, data, cfg, seed: int, out_dir: Path | None = None,
     """``run_seed`` (``mcihn.training.runner.run_seed``) once per start in :data:`AUTO_STARTS`; returns the
     kept run's dict with "start" (the start kept) and "starts" (start -> {"valid_mae", "best_epoch"}) added.
 
-    ``on_epoch`` is called for the first start's epochs only (a tuner's pruner sees one curve per trial).
+    ``on_epoch`` is called after every epoch of both runs (each run's history gets what it adds); ``legend``
+    goes to the first run only. Refuses a seed folder that holds a single run (``last.pt``: a run of one start,
+    made before "auto" or with another ``linear_init``), which resuming must not mix with these two.
     """
+    if out_dir is not None and (out_dir / "last.pt").exists():
+        raise ValueError(f"{out_dir}: holds a run of one start of the linear path (last.pt), not of linear_init='auto'; "
+                         "resume it with the linear_init it was made with (train --linear-init ...) or use another --out")
+    legend = kwargs.pop("legend", False)
     runs = {}
     for i, start in enumerate(AUTO_STARTS):
         sub = dataclasses.replace(cfg, linear_init=start)
         folder = out_dir / f"start_{start}" if out_dir is not None else None
         log(f"seed {seed}: linear path start {start!r} ({i + 1} of {len(AUTO_STARTS)})")
-        runs[start] = run_seed(data, sub, seed, folder, log=log, on_epoch=on_epoch if i == 0 else None, **kwargs)
+        runs[start] = run_seed(data, sub, seed, folder, log=log, on_epoch=on_epoch, legend=legend and i == 0,
+                               **kwargs)
     kept = min(AUTO_STARTS, key=lambda s: runs[s]["valid"]["MAE"])  # min keeps the first of equal values
     starts = {s: {"valid_mae": float(r["valid"]["MAE"]), "best_epoch": int(r["best_epoch"])} for s, r in runs.items()}
     log(f"seed {seed}: kept start {kept!r} (validation MAE "
