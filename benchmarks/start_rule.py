@@ -9,14 +9,14 @@ runs/suite`` then makes the rule's records the MCIHN rows. (``experiment suite``
 same runs whole: ``--check`` compares the two.)
 
 For every (data set, seed) that has both a run from the zero start (row "MCIHN linear_init=zero", or "MCIHN"
-from before the rule)
-and one from the frozen ridge start (row "MCIHN linear_init=ridge_frozen"), the rule keeps the run with the
-lower validation MAE, exactly as ``run_both_starts`` does for one seed (each start's run is an ordinary
-``run_seed`` with the same seed, so the auto run's two halves are these two records). Prints validation and test
-MAE (mean ± std over seeds) of both starts, of the rule, and of the ridge reference, and how often each start
-was kept. Nothing is trained here. ``--check RECORD ...`` compares records trained with ``linear_init=auto`` (the suite's
-MCIHN row today) against what this script derives for their data set and seed; ``--write DIR`` makes the derived
-records the MCIHN row of the suite folder DIR (the zero-start runs kept as the row "MCIHN linear_init=zero").
+from before the rule) and one from the frozen ridge start (row "MCIHN linear_init=ridge_frozen"), the rule keeps
+the run with the lower validation MAE, exactly as ``run_both_starts`` does for one seed (each start's run is an
+ordinary ``run_seed`` with the same seed, so the auto run's two halves are these two records). Prints validation
+and test MAE (mean ± std over seeds) of both starts, of the rule, and of the ridge reference, and how often each
+start was kept. Nothing is trained here, except with ``--run-starts`` / ``--train``. ``--check RECORD ...``
+compares records trained with ``linear_init=auto`` (the suite's MCIHN row today) against what this script derives
+for their data set and seed; ``--write DIR`` makes the derived records the MCIHN rows of the suite folder DIR (the
+zero-start runs kept as the rows "... linear_init=zero").
 """
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ def table(records: list[dict]) -> str:
             f = [p["ridge_frozen"][split]["MAE"] for p in runs]
             a = [p[k][split]["MAE"] for p, k in zip(runs, picks)]
             if split == "valid":
-                total["zero"].append(np.mean(z)), total["ridge_frozen"].append(np.mean(f)), total["rule"].append(np.mean(a))
+                for k, v in (("zero", z), ("ridge_frozen", f), ("rule", a)):
+                    total[k].append(np.mean(v))
             ref = (ridge_v if split == "valid" else ridge)
             lines.append(f"| {e} ({len(seeds)}) | {split} | {ms(z)} | {ms(f)} | {ms(a)} | "
                          f"{ref[0]:.3f} | " + (f"zero {picks.count('zero')}, frozen {picks.count('ridge_frozen')}"
@@ -108,7 +109,7 @@ def check(record: Path, records: list[dict]) -> str:
     rec = json.loads(record.read_text())
     pair = pairs(records)[(rec["entry"], rec["seed"])]
     k = kept(pair)
-    same = rec["valid"] == pair[k]["valid"] and rec["test"] == pair[k]["test"] and rec["best_epoch"] == pair[k]["best_epoch"]
+    same = all(rec[f] == pair[k][f] for f in ("valid", "test", "best_epoch"))
     return (f"{record}: trained auto record ({rec['entry']}, seed {rec['seed']}) valid MAE {rec['valid']['MAE']:.6f}, "
             f"test {rec['test']['MAE']:.6f}; derived (start {k}) valid {pair[k]['valid']['MAE']:.6f}, test "
             f"{pair[k]['test']['MAE']:.6f}: {'identical' if same else 'DIFFERENT'}")
@@ -174,7 +175,8 @@ def main(argv=None) -> None:
                    help="train today's MCIHN row (linear_init=auto) on these and --check each (train_auto)")
     p.add_argument("--train-out", type=Path, default=Path("runs/start_rule_check"), help="where --train writes")
     p.add_argument("--run-starts", action="store_true",
-                   help="first train both starts' rows of the MCIHN rows in the first folder, where missing (run_starts)")
+                   help="first train both starts' rows of the MCIHN rows in the first folder, where missing "
+                        "(run_starts)")
     p.add_argument("--entries", nargs="+", help="with --run-starts: suite entries (default: the suite's six)")
     p.add_argument("--jobs", type=int, default=2, help="with --run-starts: runs at a time (one torch thread each)")
     p.add_argument("--write", type=Path, help="make the rule the MCIHN row of this suite folder (write_rule_records)")

@@ -274,9 +274,9 @@ def test_auto_start_needs_the_linear_path():
 
 
 def test_train_with_data_keeps_a_start_and_evaluates_it(tmp_path, capsys):
-    """`train --preset auto` (what `train --data` uses on real data) trains both starts per seed: the seed folder holds both runs and the kept
-    one's best.pt, which `evaluate` reads as any other; a second run in the same folder needs --resume;
-    --linear-init zero trains once."""
+    """`train --preset auto` (what `train --data` uses on real data) trains both starts per seed: the seed folder
+    holds both runs and the kept one's best.pt, which `evaluate` reads as any other; a second run in the same
+    folder needs --resume; --linear-init zero trains once."""
     import json
 
     from conftest import SMALL_DIMS, SMALL_SPLITS

@@ -112,9 +112,9 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     Returns {"seed", "best_epoch", "epochs_run", "valid", "test", "history", "model"} where valid/test
     are metric dicts of the best validation epoch's weights and "model" is the trained model
     (absent when a finished run is read back with ``resume``); with ``linear_init="auto"`` also "start" (the start
-    of the linear path kept) and "starts" (both runs' validation MAE and best epoch: ``training/starts.py``). ``prepared`` = (normalised data,
-    normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is passed to
-    :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
+    of the linear path kept) and "starts" (both runs' validation MAE and best epoch: ``training/starts.py``).
+    ``prepared`` = (normalised data, normaliser) saves recomputing the statistics for every seed. ``on_epoch`` is
+    passed to :meth:`Trainer.fit`. ``evaluate_test=False`` (tuning) never touches a test split; ``data`` may then
     have none. ``compile``: :func:`compile_phases`. ``legend``: log what the epoch lines' names mean, once.
     """
     out_dir = Path(out_dir) if out_dir is not None else None

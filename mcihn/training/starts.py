@@ -37,8 +37,9 @@ def run_both_starts(run_seed, data, cfg, seed: int, out_dir: Path | None = None,
     made before "auto" or with another ``linear_init``), which resuming must not mix with these two.
     """
     if out_dir is not None and (out_dir / "last.pt").exists():
-        raise ValueError(f"{out_dir}: holds a run of one start of the linear path (last.pt), not of linear_init='auto'; "
-                         "resume it with the linear_init it was made with (train --linear-init ...) or use another --out")
+        raise ValueError(f"{out_dir}: holds a run of one start of the linear path (last.pt), not of "
+                         "linear_init='auto'; resume it with the linear_init it was made with (train --linear-init "
+                         "...) or use another --out")
     legend = kwargs.pop("legend", False)
     runs = {}
     for i, start in enumerate(AUTO_STARTS):
