@@ -86,7 +86,7 @@ MCIHN_ONLY = {"no_aae": "--no-aae", "no_cgmm": "--no-cgmm", "mmd_weight": "--mmd
 
 def cmd_train(a) -> int:
     from ..metrics import format_table, metric_legend
-    from ..training.runner import DEFAULT_SEEDS, run_experiment
+    from ..training.runner import DEFAULT_SEEDS, holds_runs, run_experiment
     from ..utils import OutLock, check_writable, resolve_device
 
     device = resolve_device(a.device)  # every option is checked before the data are loaded or anything written
@@ -96,7 +96,7 @@ def cmd_train(a) -> int:
     _train_config(a, a.preset or ("auto" if a.data else "tiny"))
     out = Path(a.out)
     with OutLock(out, "--out"):  # one writer per folder
-        if not a.resume and out.exists() and any(out.glob("seed_*/**/last.pt")):
+        if not a.resume and out.exists() and holds_runs(out):
             print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
                   file=sys.stderr)
             return 2

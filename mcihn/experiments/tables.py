@@ -41,7 +41,7 @@ from ..metrics import LOWER_IS_BETTER, display_digits, display_scale, format_met
 from .reference import mean_reference, ridge_reference
 from ..paper import DATASET_NAME, PUBLISHED_SOURCE, TABLE_ROWS, columns, comparable_with, published_rows
 from ..training.registry import default_preset, make_config
-from ..training.runner import DEFAULT_SEEDS, run_experiment
+from ..training.runner import DEFAULT_SEEDS, holds_runs, run_experiment
 from ..utils import atomic_write_bytes, atomic_write_json, jsonable
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ def run_table(name: str, data=None, *, dataset: str | None = None, seeds=DEFAULT
     training = {**(overrides or {}), **({"epochs": epochs} if epochs is not None else {}), "n_train": len(data["train"])}
     configs = [(row, row.config(preset, **training)) for row in rows]  # config errors before any training
     if out_dir is not None and not resume:
-        started = [row.slug for row in rows if any((out_dir / row.slug).glob("seed_*/**/last.pt"))]
+        started = [row.slug for row in rows if holds_runs(out_dir / row.slug)]
         if started:
             raise ValueError(f"{out_dir} already holds runs of {started}; pass resume=True (--resume) to continue, "
                              "or choose another output folder")

@@ -181,6 +181,12 @@ def run_seed(data: MultimodalData, cfg: MCIHNConfig, seed: int, out_dir=None, de
     return res
 
 
+def holds_runs(folder: Path) -> bool:
+    """True when ``folder`` (a ``run_experiment`` DIR) holds a started seed: a ``last.pt`` in ``seed_*/`` or, with
+    ``linear_init="auto"``, in ``seed_*/start_*/``."""
+    return any(Path(folder).glob("seed_*/**/last.pt"))
+
+
 def resume_point(out_dir, resume: bool, cfg, normed: MultimodalData, normalizer: Normalizer, seed: int,
                  log=print) -> tuple[dict | None, dict | None]:
     """Where ``run_seed`` starts: ``(result, None)`` for a seed finished earlier (its result read back),
